@@ -25,7 +25,7 @@ _TRACK_INFO_KEYS = ("name", "role", "notes")
 _TOP_KEYS = ("format", "version", "sample_rate", "mixer", "tracks", "fx", "master")
 
 
-@dataclass
+@dataclass(eq=False)  # ndarray fields: compare with ``to_json`` instead
 class MixSettings:
     """Every console setting for one song, in physical units.
 
@@ -187,7 +187,8 @@ def from_json(data: Any) -> MixSettings:
         raise ParamsError(f"params.{unknown[0]}: unknown key")
     if data.get("format") != FORMAT_NAME:
         raise ParamsError(f"params.format: expected \"{FORMAT_NAME}\", got {json.dumps(data.get('format'))}")
-    if data.get("version") != SCHEMA_VERSION:
+    version = data.get("version")
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise ParamsError(
             f"params.version: this automix reads version {SCHEMA_VERSION}, got {json.dumps(data.get('version'))}"
         )
@@ -252,4 +253,7 @@ def load_params(path: Path) -> MixSettings:
 
 def dumps(settings: MixSettings) -> str:
     """The text of ``mix.json`` (indented, UTF-8, trailing newline)."""
-    return json.dumps(to_json(settings), indent=2, ensure_ascii=False) + "\n"
+    try:
+        return json.dumps(to_json(settings), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError:
+        raise ParamsError("params: a setting is not a finite number") from None

@@ -1,0 +1,56 @@
+# automix: `make demo` (set up + mix the bundled example), `make test` (set up + run the tests).
+# The venv step runs once: a stamp file records a finished install, and torch is only installed
+# when the venv cannot import it yet (so an existing .venv keeps its torch).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --disable-pip-version-check --quiet
+STAMP := $(VENV)/.automix-installed
+
+# Pinned for this project's CI machine (CPU); pyproject.toml keeps loose ranges for other builds.
+TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
+
+# --- APT_PACKAGES: system packages the tests need (e.g. fluidsynth, mma, soundfonts). Filled in by the lead.
+APT_PACKAGES :=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv demo test lint bench data apt clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "== setting up $(VENV) (first time: a few minutes, PyTorch is large)"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch, torchaudio" 2>/dev/null || $(PIP) $(TORCH_PINS)
+	$(PIP) setuptools wheel
+	# torchcomp builds torchlpc from source; build isolation would pull a second torch.
+	$(PY) -c "import torchcomp" 2>/dev/null || $(PIP) --no-build-isolation torchcomp
+	$(PIP) --no-build-isolation -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/automix mix examples/stems -o demo/mix.wav --force
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+test: venv apt
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	@set -e; for f in benchmarks/*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(PY) "$$f"; done
+
+# --- data: builds the training data. Filled in by the lead.
+data: venv
+	@echo "make data: not wired up yet (see README, 'Data')"; exit 1
+
+clean-venv:
+	rm -rf $(VENV)

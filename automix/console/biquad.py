@@ -1,0 +1,149 @@
+"""RBJ biquad design for the console EQ, shared by both render paths.
+
+Coefficients are designed once, in torch float64 (so the differentiable console can take
+gradients through them), and the full-song renderer converts the very same numbers to a
+NumPy ``sos`` array for :func:`scipy.signal.sosfilt`.
+
+A section is a row ``[b0, b1, b2, 1, a1, a2]`` (scipy's ``sos`` layout, ``a0`` normalised
+to 1). An EQ strip is 7 sections in processing order: the 12 dB/oct Butterworth
+high-pass, then the bands of :data:`automix.console.schema.EQ_BANDS` (low shelf, four
+peaking bands, high shelf). Formulas follow R. Bristow-Johnson's "Audio EQ Cookbook"
+(shelves use its Q form of ``alpha``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from automix.console.schema import EQ_BANDS, ParamGroup
+
+SECTIONS: tuple[str, ...] = ("highpass", *EQ_BANDS)
+"""The EQ's second-order sections in processing order."""
+
+HIGHPASS_Q = 1.0 / math.sqrt(2.0)
+"""Q of the high-pass: a 2nd-order Butterworth (−3 dB at the cutoff, 12 dB/oct)."""
+
+MAX_FREQ_RATIO = 0.45
+"""Filter frequencies are clamped below this fraction of the sample rate, so a band set to
+16 kHz still designs a stable filter at a 22.05 kHz (or lower) render rate."""
+
+
+def _prepare(freq_hz: Tensor, sample_rate: float) -> tuple[Tensor, Tensor]:
+    """Clamped frequency → (cos w0, sin w0), float64."""
+    freq = torch.as_tensor(freq_hz, dtype=torch.float64).clamp(1e-3, MAX_FREQ_RATIO * sample_rate)
+    w0 = freq * (2.0 * math.pi / sample_rate)
+    return torch.cos(w0), torch.sin(w0)
+
+
+def _normalise(b0, b1, b2, a0, a1, a2) -> Tensor:
+    return torch.stack([b0 / a0, b1 / a0, b2 / a0, torch.ones_like(a0), a1 / a0, a2 / a0], dim=-1)
+
+
+def highpass(freq_hz: Tensor, sample_rate: float, q: float = HIGHPASS_Q) -> Tensor:
+    """2nd-order high-pass; ``freq_hz`` (...) → sections (..., 6)."""
+    cos_w, sin_w = _prepare(freq_hz, sample_rate)
+    alpha = sin_w / (2.0 * q)
+    b0 = (1.0 + cos_w) / 2.0
+    return _normalise(b0, -(1.0 + cos_w), b0, 1.0 + alpha, -2.0 * cos_w, 1.0 - alpha)
+
+
+def peaking(freq_hz: Tensor, gain_db: Tensor, q: Tensor, sample_rate: float) -> Tensor:
+    """Peaking (bell) band; gain at ``freq_hz`` equals ``gain_db``. Shapes (...) → (..., 6)."""
+    cos_w, sin_w = _prepare(freq_hz, sample_rate)
+    amp = torch.pow(10.0, torch.as_tensor(gain_db, dtype=torch.float64) / 40.0)
+    alpha = sin_w / (2.0 * torch.as_tensor(q, dtype=torch.float64))
+    return _normalise(
+        1.0 + alpha * amp, -2.0 * cos_w, 1.0 - alpha * amp, 1.0 + alpha / amp, -2.0 * cos_w, 1.0 - alpha / amp
+    )
+
+
+def _shelf(freq_hz: Tensor, gain_db: Tensor, q: Tensor, sample_rate: float, high: bool) -> Tensor:
+    cos_w, sin_w = _prepare(freq_hz, sample_rate)
+    amp = torch.pow(10.0, torch.as_tensor(gain_db, dtype=torch.float64) / 40.0)
+    alpha = sin_w / (2.0 * torch.as_tensor(q, dtype=torch.float64))
+    two_sqrt_a_alpha = 2.0 * torch.sqrt(amp) * alpha
+    ap1, am1 = amp + 1.0, amp - 1.0
+    # The high shelf is the low shelf with cos w0 negated in the "±(A−1)cos" terms and b1/a1 flipped.
+    sign = -1.0 if high else 1.0
+    b0 = amp * (ap1 - sign * am1 * cos_w + two_sqrt_a_alpha)
+    b1 = sign * 2.0 * amp * (am1 - sign * ap1 * cos_w)
+    b2 = amp * (ap1 - sign * am1 * cos_w - two_sqrt_a_alpha)
+    a0 = ap1 + sign * am1 * cos_w + two_sqrt_a_alpha
+    a1 = -sign * 2.0 * (am1 + sign * ap1 * cos_w)
+    a2 = ap1 + sign * am1 * cos_w - two_sqrt_a_alpha
+    return _normalise(b0, b1, b2, a0, a1, a2)
+
+
+def low_shelf(freq_hz: Tensor, gain_db: Tensor, q: Tensor, sample_rate: float) -> Tensor:
+    """Low shelf: ``gain_db`` below ``freq_hz`` (half the gain in dB at ``freq_hz``)."""
+    return _shelf(freq_hz, gain_db, q, sample_rate, high=False)
+
+
+def high_shelf(freq_hz: Tensor, gain_db: Tensor, q: Tensor, sample_rate: float) -> Tensor:
+    """High shelf: ``gain_db`` above ``freq_hz`` (half the gain in dB at ``freq_hz``)."""
+    return _shelf(freq_hz, gain_db, q, sample_rate, high=True)
+
+
+def eq_sos(params: Tensor, group: ParamGroup, sample_rate: float) -> Tensor:
+    """Design a strip's whole EQ.
+
+    Args:
+        params: physical parameters ``(..., len(group))`` of a group with ``eq.*`` entries
+            (``TRACK`` or ``MASTER``); any float dtype.
+        group: the schema group ``params`` follows.
+        sample_rate: render rate in Hz.
+
+    Returns:
+        ``(..., 7, 6)`` float64 sections in :data:`SECTIONS` order (differentiable).
+    """
+    p = params.to(torch.float64)
+
+    def col(name: str) -> Tensor:
+        return p[..., group.index(name)]
+
+    sections = [highpass(col("eq.highpass.freq_hz"), sample_rate)]
+    for band in EQ_BANDS:
+        f, g, q = col(f"eq.{band}.freq_hz"), col(f"eq.{band}.gain_db"), col(f"eq.{band}.q")
+        if band == "low_shelf":
+            sections.append(low_shelf(f, g, q, sample_rate))
+        elif band == "high_shelf":
+            sections.append(high_shelf(f, g, q, sample_rate))
+        else:
+            sections.append(peaking(f, g, q, sample_rate))
+    return torch.stack(sections, dim=-2)
+
+
+def sos_response(sos: Tensor, n_fft: int) -> Tensor:
+    """Complex frequency response of a cascade on the ``rfft`` grid of length ``n_fft``.
+
+    Args:
+        sos: ``(..., S, 6)`` float64 sections.
+        n_fft: FFT length; the grid has ``n_fft // 2 + 1`` bins from DC to Nyquist.
+
+    Returns:
+        ``(..., n_fft // 2 + 1)`` complex128 response ``Π B_s(e^{jw}) / A_s(e^{jw})``.
+    """
+    w = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * (2.0 * math.pi / n_fft)
+    # Each section's numerator and denominator polynomial in z^-1, evaluated for all sections
+    # at once as matmuls with [1, cos w, cos 2w] and [0, −sin w, −sin 2w].
+    basis_re = torch.stack([torch.ones_like(w), torch.cos(w), torch.cos(2.0 * w)])
+    basis_im = torch.stack([torch.zeros_like(w), -torch.sin(w), -torch.sin(2.0 * w)])
+    b, a = sos[..., 0:3], sos[..., 3:6]
+    num = torch.complex(b @ basis_re, b @ basis_im)  # (..., S, K)
+    den = torch.complex(a @ basis_re, a @ basis_im)
+    return num.prod(dim=-2) / den.prod(dim=-2)
+
+
+def sos_to_numpy(sos: Tensor) -> np.ndarray:
+    """Sections as a float64 NumPy array (detached), ready for :func:`scipy.signal.sosfilt`."""
+    return sos.detach().to(torch.float64).cpu().numpy().copy()
+
+
+def active_sections(sos: np.ndarray) -> np.ndarray:
+    """Drop sections that are exactly the identity (a band at 0 dB designs b == a bit-for-bit)."""
+    keep = ~np.all(sos[:, 0:3] == sos[:, 3:6], axis=1)
+    return sos[keep]

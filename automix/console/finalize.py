@@ -1,0 +1,352 @@
+"""The output stage: loudness normalisation, then a true-peak look-ahead limiter.
+
+``finalize(mix)`` turns the console's stereo output into a deliverable:
+
+1. Measure the integrated loudness (BS.1770-4) and set a gain that reaches the target.
+2. Limit: the oversampled (4×) peak of every sample interval gives the gain that interval
+   needs to stay under the ceiling; a look-ahead minimum over :data:`LOOKAHEAD_MS` followed
+   by a moving average of the same length lowers the gain smoothly *before* each peak, and
+   an exponential release (:data:`RELEASE_MS`) lets it recover without distorting.
+   Because the moving average only ever averages gains that are each low enough for the
+   peak under it, the sample peaks never exceed the ceiling.
+3. Limiting lowers loudness, so the gain is re-solved (secant steps on measured loudness)
+   and the limiter re-run, up to :data:`MAX_PASSES` times, until the output is within
+   :data:`LOUDNESS_TOLERANCE_LU` of the target.
+4. Safety: the true peak of the float32 output is measured with the same oversampled meter
+   as :func:`automix.console.loudness.true_peak_dbtp`; any remaining inter-sample over
+   (gain modulation can create one) is removed by scaling the whole output down.
+
+Reachability rule: the limiter never takes more than :data:`MAX_LIMITER_DRIVE_DB` off the
+highest peak. When a very crest-heavy mix would need more to reach the target, the output is
+left quieter than the target (``report.output_lufs`` says by how much) instead of squashed;
+``report.limiter_max_reduction_db`` is then ≈ ``MAX_LIMITER_DRIVE_DB``.
+
+Guarantees: output float32, finite, ``true_peak_dbtp(out) <= ceiling_dbtp``, bit-identical on
+repeated calls. Work is done in chunks (about 20 s each), so the extra memory beyond the
+output array is a few hundred MB at most, whatever the length of the mix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from automix.console.loudness import (
+    SILENCE_LUFS,
+    TRUE_PEAK_FLOOR_DB,
+    LoudnessAccumulator,
+    integrated_lufs,
+    interval_peaks,
+    true_peak_dbtp,
+)
+from automix.console.schema import FINALIZE
+from automix.errors import ParamsError
+
+LOOKAHEAD_MS = 2.0
+"""Attack: the gain starts falling this long before a peak (≈ the period of 500 Hz)."""
+
+RELEASE_MS = 50.0
+"""Release time constant: gain reduction (in dB) decays by a factor e every 50 ms, so 12 dB
+recovers to 1 dB in 125 ms and 3 dB to 1 dB in 55 ms. Much shorter would modulate within a
+bass cycle (20 ms at 50 Hz) and distort; longer loses loudness on drums."""
+
+MAX_LIMITER_DRIVE_DB = 12.0
+"""The most gain reduction the limiter may apply to the highest peak (see the reachability rule)."""
+
+LOUDNESS_TOLERANCE_LU = 0.2
+"""Stop iterating once the output loudness is this close to the target."""
+
+MAX_PASSES = 6
+"""Limiter passes at most (each one re-measures loudness)."""
+
+SAFETY_MARGIN_DB = 0.002
+"""Extra reduction when the final safety scaling has to act (covers float32 rounding)."""
+
+_CHUNK_SAMPLES = 1 << 20
+_DB_PER_NEPER = 20.0 / math.log(10.0)  # amplitude dB = _DB_PER_NEPER * ln(ratio)
+_EXACT_SHIFT_MIN_LUFS = -55.0  # below this, re-measure instead of adding the gain to the input loudness
+_CACHE_ENVELOPE_MAX_SAMPLES = 1 << 26  # keep the peak envelope between passes up to ~25 min at 44.1 kHz
+
+
+@dataclass
+class FinalizeReport:
+    """What the output stage did. Levels in LUFS / dBTP, gains in dB.
+
+    Attributes:
+        input_lufs: integrated loudness of the mix as given.
+        gain_db: gain applied before the limiter (after the safety scaling is folded in).
+        output_lufs: integrated loudness of the returned audio.
+        true_peak_dbtp: true peak of the returned audio.
+        limiter_max_reduction_db: the largest gain reduction the limiter applied (≥ 0).
+        passes: limiter passes run (0 when a plain gain met the ceiling, or for silence).
+        silent: True when the mix was silence (below the −70 LUFS gate) and was returned as is.
+    """
+
+    input_lufs: float
+    gain_db: float
+    output_lufs: float
+    true_peak_dbtp: float
+    limiter_max_reduction_db: float
+    passes: int = 0
+    silent: bool = False
+
+
+def _check_level(name: str, value: float) -> float:
+    spec = FINALIZE.spec(name)
+    value = float(value)
+    if not spec.contains(value):
+        raise ParamsError(f"{name}: {value:g} {spec.unit} is outside [{spec.minimum:g}, {spec.maximum:g}]")
+    return value
+
+
+def _check_mix(mix: np.ndarray) -> None:
+    if not isinstance(mix, np.ndarray) or mix.ndim != 2 or not 1 <= mix.shape[0] <= 5:
+        raise ValueError(f"mix must be a (channels, samples) array, got shape {np.shape(mix)}")
+    if not np.issubdtype(mix.dtype, np.floating):
+        raise ValueError(f"mix must be floating point, got {mix.dtype}")
+    for start in range(0, mix.shape[1], _CHUNK_SAMPLES):
+        if not np.isfinite(mix[:, start:start + _CHUNK_SAMPLES]).all():
+            raise ValueError("mix contains NaN or infinite samples")
+
+
+class _PeakEnvelope:
+    """Oversampled per-interval peaks of the input, chunk by chunk (cached when small enough)."""
+
+    def __init__(self, mix: np.ndarray, cache: bool) -> None:
+        self.mix = mix
+        self._cache: dict[tuple[int, int], np.ndarray] | None = {} if cache else None
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        key = (start, stop)
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        env = interval_peaks(self.mix, start, stop)
+        if self._cache is not None:
+            self._cache[key] = env
+        return env
+
+
+@dataclass
+class _PassResult:
+    gain_db: float
+    output_lufs: float
+    max_reduction_db: float
+
+
+@numba.njit(cache=True, nogil=True)
+def _limiter_gains(
+    env: np.ndarray, gain: float, ceiling: float, decay: float, ring: np.ndarray, state: np.ndarray,
+    out: np.ndarray,
+) -> float:  # pragma: no cover - compiled
+    """Limiter gain for one chunk of ``n = out.size`` samples; returns the smallest gain.
+
+    Args:
+        env: ``(n + L,)`` interval peaks of the input from one sample before the chunk to
+            ``L - 1`` after it (``L = ring.size``, the look-ahead), before ``gain``.
+        gain: linear gain in front of the limiter.
+        ceiling: linear ceiling.
+        decay: per-sample decay factor of the gain reduction in dB (the release).
+        ring: the last ``L`` released gains (moving-average window), carried between chunks.
+        state: ``[reduction_db, ring position]`` carried between chunks.
+        out: receives the smoothed gain per sample.
+    """
+    n = out.shape[0]
+    length = ring.shape[0]
+    m = n + length - 1
+    need = np.empty(m)
+    for j in range(m):  # gain each sample needs; it is the peak of both intervals around it
+        peak = max(env[j], env[j + 1]) * gain
+        need[j] = ceiling / peak if peak > ceiling else 1.0
+    queue = np.empty(m, np.int64)  # monotonic queue: running minimum of need over [i, i + L - 1]
+    head = 0
+    tail = 0
+    reduction_db = state[0]
+    pos = int(state[1])
+    total = 0.0
+    for k in range(length):
+        total += ring[k]
+    smallest = 1.0
+    for j in range(m):
+        value = need[j]
+        while tail > head and need[queue[tail - 1]] >= value:
+            tail -= 1
+        queue[tail] = j
+        tail += 1
+        i = j - length + 1
+        if i < 0:
+            continue
+        while queue[head] < i:
+            head += 1
+        ahead = need[queue[head]]
+        # Release: the reduction in dB decays exponentially unless the look-ahead asks for more.
+        reduction_db *= decay
+        if ahead < 1.0:
+            reduction_db = max(reduction_db, -_DB_PER_NEPER * math.log(ahead))
+        if reduction_db < 1e-9:
+            reduction_db = 0.0
+            released = 1.0
+        else:
+            released = math.exp(-reduction_db / _DB_PER_NEPER)
+        # Moving average over the look-ahead length: every gain in the window is low enough for
+        # the peak at the window's end, so their mean is too.
+        total += released - ring[pos]
+        ring[pos] = released
+        pos = pos + 1 if pos + 1 < length else 0
+        smooth = min(1.0, total / length)
+        out[i] = smooth
+        smallest = min(smallest, smooth)
+    state[0] = reduction_db
+    state[1] = pos
+    return smallest
+
+
+class _Limiter:
+    """Runs one limiter pass over the whole mix at a given input gain, writing into ``out``."""
+
+    def __init__(self, mix: np.ndarray, sample_rate: int, ceiling_dbtp: float, out: np.ndarray) -> None:
+        self.mix = mix
+        self.sample_rate = sample_rate
+        self.out = out
+        self.ceiling = 10.0 ** (ceiling_dbtp / 20.0)
+        self.lookahead = max(2, round(LOOKAHEAD_MS * 1e-3 * sample_rate))
+        self.release_decay = math.exp(-1.0 / (RELEASE_MS * 1e-3 * sample_rate))
+        n = mix.shape[1]
+        self.envelope = _PeakEnvelope(mix, cache=n <= _CACHE_ENVELOPE_MAX_SAMPLES)
+        # Chunks start one look-ahead before the signal so the gain can already be falling at 0.
+        self._chunks = [
+            (start, min(start + _CHUNK_SAMPLES, n)) for start in range(-self.lookahead, n, _CHUNK_SAMPLES)
+        ]
+
+    def _envelope(self, start: int, stop: int) -> np.ndarray:
+        """Interval peaks from one sample before ``start`` to ``lookahead - 1`` after ``stop``."""
+        return self.envelope.get(start - 1, stop + self.lookahead - 1)
+
+    def input_peak_dbtp(self) -> float:
+        """True peak of the input (the same measure as ``true_peak_dbtp``); fills the cache."""
+        peak = max(float(self._envelope(a, b).max()) for a, b in self._chunks)
+        return 20.0 * math.log10(peak) if peak > 0 else TRUE_PEAK_FLOOR_DB
+
+    def run(self, gain_db: float) -> _PassResult:
+        gain = 10.0 ** (gain_db / 20.0)
+        meter = LoudnessAccumulator(self.sample_rate, self.mix.shape[0])
+        ring = np.ones(self.lookahead)
+        state = np.zeros(2)
+        smallest = 1.0
+        for a, b in self._chunks:
+            env = self._envelope(a, b)
+            smooth = np.empty(b - a)
+            smallest = min(smallest, _limiter_gains(env, gain, self.ceiling, self.release_decay, ring, state,
+                                                    smooth))
+            lo = max(a, 0)
+            if b > lo:
+                np.multiply(self.mix[:, lo:b], smooth[lo - a:] * gain, out=self.out[:, lo:b], casting="unsafe")
+                meter.push(self.out[:, lo:b])
+        return _PassResult(gain_db, meter.lufs(), -20.0 * math.log10(smallest))
+
+
+def _next_gain(history: list[_PassResult], target_lufs: float, max_gain_db: float) -> float:
+    """Secant step on measured loudness vs gain (slope clamped to (0, 1]: limiting only ever
+    makes loudness grow more slowly than the gain)."""
+    last, before = history[-1], history[-2]
+    slope = 1.0
+    if last.gain_db != before.gain_db:
+        slope = min(1.0, max(0.05, (last.output_lufs - before.output_lufs) / (last.gain_db - before.gain_db)))
+    return min(max_gain_db, last.gain_db + (target_lufs - last.output_lufs) / slope)
+
+
+def finalize(
+    mix: np.ndarray, sample_rate: int, target_lufs: float = -14.0, ceiling_dbtp: float = -1.0
+) -> tuple[np.ndarray, FinalizeReport]:
+    """Loudness-normalise ``mix`` to ``target_lufs`` and true-peak limit it to ``ceiling_dbtp``.
+
+    Args:
+        mix: ``(channels, samples)`` float console output (normally stereo), finite.
+        sample_rate: Hz.
+        target_lufs: integrated loudness target (BS.1770-4), within the schema's range.
+        ceiling_dbtp: true-peak ceiling, within the schema's range.
+
+    Returns:
+        ``(audio, report)``: float32 ``(channels, samples)`` with
+        ``true_peak_dbtp(audio) <= ceiling_dbtp``, and a :class:`FinalizeReport`.
+
+    Raises:
+        ParamsError: target or ceiling outside the schema range.
+        ValueError: not a 2-D float array, or NaN/inf samples (a bug upstream).
+    """
+    target_lufs = _check_level("target_lufs", target_lufs)
+    ceiling_dbtp = _check_level("ceiling_dbtp", ceiling_dbtp)
+    _check_mix(mix)
+    input_lufs = integrated_lufs(mix, sample_rate)
+    out = np.empty(mix.shape, dtype=np.float32)
+    if input_lufs <= SILENCE_LUFS:
+        out[...] = mix
+        safety_db, peak_dbtp = _apply_safety(out, sample_rate, ceiling_dbtp)
+        return out, FinalizeReport(input_lufs, safety_db, SILENCE_LUFS, peak_dbtp, 0.0, passes=0, silent=True)
+
+    limiter = _Limiter(mix, sample_rate, ceiling_dbtp, out)
+    input_peak_dbtp = limiter.input_peak_dbtp()
+    gain_db = target_lufs - input_lufs
+    if gain_db + input_peak_dbtp <= ceiling_dbtp:  # most mixes: a plain gain meets the ceiling
+        _apply_gain(mix, gain_db, out)
+        safety_db, peak_dbtp = _apply_safety(out, sample_rate, ceiling_dbtp)  # float32 rounding only
+        gain_db += safety_db
+        # A constant gain shifts every block, and so both gates, by the same amount: the output
+        # loudness is exact arithmetic unless blocks near the −70 LUFS absolute gate move across it.
+        output_lufs = input_lufs + gain_db
+        if input_lufs < _EXACT_SHIFT_MIN_LUFS:
+            output_lufs = integrated_lufs(out, sample_rate)
+        return out, FinalizeReport(input_lufs, gain_db, output_lufs, peak_dbtp, 0.0, passes=0)
+
+    # Gain at which the highest peak is reduced by exactly MAX_LIMITER_DRIVE_DB.
+    max_gain_db = ceiling_dbtp + MAX_LIMITER_DRIVE_DB - input_peak_dbtp
+    # Anchor the secant steps at the gain where limiting starts: there the loudness is exact.
+    onset_db = ceiling_dbtp - input_peak_dbtp
+    history = [_PassResult(onset_db, input_lufs + onset_db, 0.0), limiter.run(min(gain_db, max_gain_db))]
+    while len(history) <= MAX_PASSES:
+        last = history[-1]
+        if abs(last.output_lufs - target_lufs) <= LOUDNESS_TOLERANCE_LU:
+            break
+        gain_db = _next_gain(history, target_lufs, max_gain_db)
+        if gain_db == last.gain_db:  # at the drive limit: the target is not reachable
+            break
+        history.append(limiter.run(gain_db))
+    last = history[-1]
+    safety_db, peak_dbtp = _apply_safety(out, sample_rate, ceiling_dbtp)
+    return out, FinalizeReport(
+        input_lufs=input_lufs,
+        gain_db=last.gain_db + safety_db,
+        output_lufs=last.output_lufs + safety_db,
+        true_peak_dbtp=peak_dbtp,
+        limiter_max_reduction_db=last.max_reduction_db,
+        passes=len(history) - 1,
+    )
+
+
+def _apply_gain(mix: np.ndarray, gain_db: float, out: np.ndarray) -> None:
+    gain = 10.0 ** (gain_db / 20.0)
+    for start in range(0, mix.shape[1], _CHUNK_SAMPLES):
+        stop = start + _CHUNK_SAMPLES
+        np.multiply(mix[:, start:stop], gain, out=out[:, start:stop], casting="unsafe")
+
+
+def _apply_safety(out: np.ndarray, sample_rate: int, ceiling_dbtp: float) -> tuple[float, float]:
+    """Scale ``out`` (in place) until its true peak is at or under the ceiling.
+
+    Returns:
+        ``(gain_db, true_peak_dbtp)``: the scaling applied (≤ 0) and the final true peak.
+    """
+    applied_db = 0.0
+    for _ in range(8):
+        peak_dbtp = true_peak_dbtp(out, sample_rate)
+        excess_db = peak_dbtp - ceiling_dbtp
+        if excess_db <= 0.0:
+            return applied_db, peak_dbtp
+        step_db = -(excess_db + SAFETY_MARGIN_DB)
+        factor = np.float32(10.0 ** (step_db / 20.0))
+        for start in range(0, out.shape[1], _CHUNK_SAMPLES):
+            out[:, start:start + _CHUNK_SAMPLES] *= factor
+        applied_db += step_db
+    raise RuntimeError("true-peak safety scaling did not converge")  # cannot happen: scaling is linear

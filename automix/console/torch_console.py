@@ -1,0 +1,190 @@
+"""Differentiable batched mixing console (training and analysis path).
+
+Signal flow per track (docs/architecture.md): trim → EQ (high-pass, low shelf, 4 bells,
+high shelf) → compressor → fader → pan/width → post-fader send to the reverb bus.
+Master: (sum of tracks + reverb return) → EQ → compressor → gain. Finalize (loudness,
+limiter) is not part of this module.
+
+Implementation choices:
+
+* **EQ by frequency sampling.** The 7-section cascade's complex response is evaluated on the
+  ``rfft`` grid of a 1 s FIR (:data:`EQ_IR_S`), turned into that FIR by one inverse FFT and
+  applied by FFT convolution: one FFT pair per track however many bands are active, cost of
+  the response independent of the clip length, and gradients to every coefficient for free.
+  It equals the IIR filter run from silence except for the part of the filter's impulse
+  response beyond 1 s, which is negligible for the schema's ranges (the slowest section,
+  Q 10 at 40 Hz, decays 60 dB in about 0.55 s). ``torchaudio.functional.lfilter`` was the
+  alternative: exact, but a sample-serial loop per section forward *and* backward, which is
+  several times slower on CPU.
+* **Compressor** via :func:`automix.console.compressor.compress` (torchlpc recursion for the
+  detector, torchcomp's attack/release kernel with its custom backward).
+* **Reverb** by FFT convolution with :func:`automix.console.reverb.reverb_ir`.
+
+Gradients flow to every continuous parameter of ``TRACK``, ``FX`` and ``MASTER`` (where the
+parameter has an audible effect on the given signal).
+"""
+
+from __future__ import annotations
+
+import math
+
+import scipy.fft
+import torch
+from torch import Tensor
+
+from automix.console.biquad import eq_sos, sos_response
+from automix.console.compressor import compress, strip_settings
+from automix.console.reverb import reverb_ir
+from automix.console.schema import FX, MASTER, TRACK, ParamGroup, db_to_amplitude, send_gain
+from automix.errors import AutomixError
+
+EQ_IR_S = 1.0
+"""Length of the FIR that stands in for each EQ cascade (see module docstring)."""
+
+
+def eq_ir_length(sample_rate: int) -> int:
+    """Samples of the EQ's FIR: ``EQ_IR_S`` seconds rounded up to a fast FFT size."""
+    return scipy.fft.next_fast_len(math.ceil(EQ_IR_S * sample_rate), real=True)
+
+
+def apply_eq(x: Tensor, sos: Tensor, sample_rate: int, gain: Tensor | None = None) -> Tensor:
+    """Filter ``x`` ``(..., C, N)`` with per-strip sections ``(..., S, 6)`` (frequency sampling).
+
+    ``gain`` ``(...)`` optionally scales each strip's filter (a trim folded into the EQ, which
+    saves a pass over the audio: the EQ is linear).
+    """
+    n = x.shape[-1]
+    n_ir = eq_ir_length(sample_rate)
+    fir = torch.fft.irfft(sos_response(sos, n_ir), n=n_ir).to(x.dtype)  # (..., n_ir)
+    if gain is not None:
+        fir = fir * gain.to(x.dtype).unsqueeze(-1)
+    n_fft = scipy.fft.next_fast_len(n + n_ir - 1, real=True)
+    spectrum = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(fir, n=n_fft).unsqueeze(-2)
+    return torch.fft.irfft(spectrum, n=n_fft)[..., :n]
+
+
+def _filter(x: Tensor, params: Tensor, group: ParamGroup, sample_rate: int, gain: Tensor | None = None) -> Tensor:
+    return apply_eq(x, eq_sos(params, group, sample_rate), sample_rate, gain).to(x.dtype)
+
+
+def pan_matrix(track_params: Tensor, is_stereo: Tensor) -> Tensor:
+    """``(B, T, 2, 2)`` channel matrix of the fader + pan/width stage (output = M @ input).
+
+    Mono (input channel 0 only): constant power, θ = (pan + 1)π/4, L = cos θ, R = sin θ.
+    Stereo: width on mid/side (S·width), then balance gL = min(1, √2 cos θ), gR = min(1, √2 sin θ)
+    so the centre is unity.
+    """
+    p = track_params
+    fader = db_to_amplitude(p[..., TRACK.index("gain_db")])
+    theta = (p[..., TRACK.index("pan")] + 1.0) * (math.pi / 4.0)
+    cos_t, sin_t = torch.cos(theta), torch.sin(theta)
+    width = p[..., TRACK.index("width")]
+    zeros = torch.zeros_like(cos_t)
+    mono = torch.stack([torch.stack([cos_t, zeros], -1), torch.stack([sin_t, zeros], -1)], -2)
+    g_left = torch.clamp(math.sqrt(2.0) * cos_t, max=1.0)
+    g_right = torch.clamp(math.sqrt(2.0) * sin_t, max=1.0)
+    direct, cross = (1.0 + width) / 2.0, (1.0 - width) / 2.0
+    stereo = torch.stack(
+        [torch.stack([g_left * direct, g_left * cross], -1), torch.stack([g_right * cross, g_right * direct], -1)],
+        -2,
+    )
+    matrix = torch.where(is_stereo[..., None, None], stereo, mono)
+    return matrix * fader[..., None, None]
+
+
+def _check(stems: Tensor, is_stereo: Tensor, track_params: Tensor) -> None:
+    if stems.ndim != 4 or stems.shape[2] != 2:
+        raise AutomixError(f"stems must be (batch, tracks, 2, samples), got {tuple(stems.shape)}")
+    if tuple(is_stereo.shape) != tuple(stems.shape[:2]):
+        raise AutomixError(f"is_stereo must be {tuple(stems.shape[:2])}, got {tuple(is_stereo.shape)}")
+    if tuple(track_params.shape) != (*stems.shape[:2], len(TRACK)):
+        raise AutomixError(
+            f"track_params must be {(*stems.shape[:2], len(TRACK))}, got {tuple(track_params.shape)}"
+        )
+
+
+def process_tracks(stems: Tensor, is_stereo: Tensor, track_params: Tensor, sample_rate: int) -> Tensor:
+    """Channel strips of every track, up to and including pan.
+
+    Args:
+        stems: ``(B, T, 2, N)`` float audio (a mono stem uses channel 0 only).
+        is_stereo: ``(B, T)`` bool.
+        track_params: ``(B, T, len(TRACK))`` physical units.
+        sample_rate: Hz.
+
+    Returns:
+        ``(B, T, 2, N)`` post-pan tracks, dtype of ``stems``.
+    """
+    return _strips(stems, is_stereo, track_params, sample_rate, None)
+
+
+def _strips(stems: Tensor, is_stereo: Tensor, track_params: Tensor, sample_rate: int,
+            track_mask: Tensor | None) -> Tensor:
+    _check(stems, is_stereo, track_params)
+    batch, tracks, _, n = stems.shape
+    is_stereo = is_stereo.to(torch.bool)
+    trim = db_to_amplitude(track_params[..., TRACK.index("trim_db")])
+    x = _filter(stems, track_params, TRACK, sample_rate, gain=trim)
+    # Linked detector: mean power of a stereo stem's channels; channel 0 alone for mono.
+    power = torch.where(is_stereo[..., None], x.pow(2).mean(dim=-2), x[..., 0, :].pow(2))
+    settings = {k: v.reshape(-1) for k, v in strip_settings(track_params, TRACK).items()}
+    x = compress(x.reshape(batch * tracks, 2, n), power.reshape(batch * tracks, n), settings, sample_rate)
+    x = x.reshape(batch, tracks, 2, n)
+    matrix = pan_matrix(track_params, is_stereo)
+    if track_mask is not None:  # padding tracks: folded into the pan matrix, no extra pass
+        matrix = matrix * track_mask.to(matrix.dtype)[..., None, None]
+    return torch.einsum("btij,btjn->btin", matrix.to(stems.dtype), x)
+
+
+def fft_convolve(x: Tensor, ir: Tensor) -> Tensor:
+    """Linear convolution of ``x`` ``(B, C, N)`` with ``ir`` ``(B, C, L)``, cropped to N samples."""
+    n = x.shape[-1]
+    n_fft = scipy.fft.next_fast_len(n + ir.shape[-1] - 1, real=True)
+    y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(ir, n=n_fft), n=n_fft)
+    return y[..., :n]
+
+
+def master_bus(mix: Tensor, master_params: Tensor, sample_rate: int) -> Tensor:
+    """Master EQ → compressor (stereo-linked) → gain for ``(B, 2, N)``."""
+    y = _filter(mix, master_params, MASTER, sample_rate)
+    settings = strip_settings(master_params, MASTER)
+    y = compress(y, y.pow(2).mean(dim=-2), settings, sample_rate)
+    gain = db_to_amplitude(master_params[..., MASTER.index("gain_db")]).to(mix.dtype)
+    return y * gain[:, None, None]
+
+
+def mix_console(
+    stems: Tensor,
+    is_stereo: Tensor,
+    track_params: Tensor,
+    fx_params: Tensor,
+    master_params: Tensor,
+    sample_rate: int,
+    track_mask: Tensor | None = None,
+) -> Tensor:
+    """The whole console before finalize.
+
+    Args:
+        stems: ``(B, T, 2, N)`` float audio; ``is_stereo``: ``(B, T)`` bool.
+        track_params: ``(B, T, len(TRACK))``; ``fx_params``: ``(B, len(FX))``;
+            ``master_params``: ``(B, len(MASTER))``, all in physical units.
+        sample_rate: Hz.
+        track_mask: ``(B, T)`` bool; False tracks (padding) contribute nothing.
+
+    Returns:
+        ``(B, 2, N)`` mix, dtype of ``stems``.
+    """
+    batch = stems.shape[0]
+    if tuple(fx_params.shape) != (batch, len(FX)):
+        raise AutomixError(f"fx_params must be {(batch, len(FX))}, got {tuple(fx_params.shape)}")
+    if tuple(master_params.shape) != (batch, len(MASTER)):
+        raise AutomixError(f"master_params must be {(batch, len(MASTER))}, got {tuple(master_params.shape)}")
+    tracks = _strips(stems, is_stereo, track_params, sample_rate, track_mask)
+    mix = tracks.sum(dim=1)
+    send_amp = send_gain(track_params[..., TRACK.index("send.reverb_db")]).to(tracks.dtype)
+    return_amp = send_gain(fx_params[:, FX.index("reverb.return_db")]).to(tracks.dtype)
+    if bool((send_amp != 0).any()) and bool((return_amp != 0).any()):
+        send_bus = torch.einsum("bt,btcn->bcn", send_amp, tracks)
+        ir = reverb_ir(fx_params, sample_rate).to(tracks.dtype)
+        mix = mix + fft_convolve(send_bus, ir) * return_amp[:, None, None]
+    return master_bus(mix, master_params, sample_rate)

@@ -1,0 +1,42 @@
+"""``automix data ...`` commands: synthetic multitracks and the reference-song corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Build training data: synthetic multitracks and real reference songs.",
+                  no_args_is_help=True)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="output folder (train/val/test inside)")] = Path("data/synth"),
+    songs: Annotated[int, typer.Option(help="number of songs")] = 320,
+    seconds: Annotated[float, typer.Option(help="length of each song in seconds")] = 30.0,
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same dataset")] = 1,
+    jobs: Annotated[int, typer.Option(help="parallel processes")] = 2,
+) -> None:
+    """Render synthetic multitracks (dry stems + arranger mix + song.json per song)."""
+    from automix.data.synth import synth_dataset
+
+    synth_dataset(out, songs, seconds, seed, jobs)
+
+
+@app.command()
+def refs(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("data/refs"),
+    packages: Annotated[list[str] | None, typer.Option(help="Debian music packages (default: all)")] = None,
+    max_seconds: Annotated[float, typer.Option(help="cap on each track's length in seconds")] = 120.0,
+    max_tracks: Annotated[int, typer.Option(help="stop after this many tracks")] = 400,
+) -> None:
+    """Download Debian game-music packages and decode them to 44.1 kHz stereo FLAC + manifest.csv."""
+    from automix.data.refs import DEFAULT_PACKAGES, build_refs
+
+    build_refs(out, packages or list(DEFAULT_PACKAGES), max_seconds, max_tracks)
+
+
+if __name__ == "__main__":
+    app()

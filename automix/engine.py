@@ -1,0 +1,336 @@
+"""The pipeline every command shares: load → predict → render → finalize → write.
+
+:func:`mix` asks a mixer (``--model``) for console settings; :func:`render` takes them from
+a ``mix.json``. Both check every output path *before* doing any work, render the settings
+exactly as ``mix.json`` stores them (so re-rendering a written JSON is bit-exact), and write
+all outputs atomically. Errors the user can fix are :class:`~automix.errors.AutomixError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automix.console.schema import FINALIZE
+from automix.console.settings import MixSettings, dumps, load_params
+from automix.errors import AutomixError
+from automix.io.audio import (
+    Stem,
+    check_bit_depth,
+    check_output,
+    load_stems,
+    output_format,
+    scan_folder,
+    write_audio,
+    write_text_atomic,
+)
+from automix.mixers import DEFAULT_MIXER, check_device, get_mixer
+
+Progress = Callable[[str, float], None]
+"""Called with a step name ("load", "analyse", "render", "finalize", "write") and its done fraction."""
+
+Log = Callable[[str], None]
+
+STEMS_OUT_BIT_DEPTH = "32f"
+"""Processed stems are written as float: post-fader tracks may exceed 0 dBFS before the master."""
+
+
+@dataclass
+class MixResult:
+    """What a mix or render produced (``--json`` prints :meth:`to_json`).
+
+    Levels: ``input_lufs`` is the console output before finalize, ``loudness_lufs`` and
+    ``true_peak_dbtp`` describe the written file.
+    """
+
+    mix_path: Path
+    params_path: Path | None
+    stems_out: Path | None
+    stem_files: list[Path]
+    mixer: str
+    tracks: list[str]
+    sample_rate: int
+    duration_s: float
+    target_lufs: float
+    ceiling_dbtp: float
+    input_lufs: float
+    gain_db: float
+    loudness_lufs: float
+    true_peak_dbtp: float
+    limiter_max_reduction_db: float
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        def r(x: float) -> float:
+            return round(float(x), 2)
+
+        return {
+            "mix": str(self.mix_path),
+            "params": str(self.params_path) if self.params_path else None,
+            "stems_out": str(self.stems_out) if self.stems_out else None,
+            "stem_files": [str(p) for p in self.stem_files],
+            "mixer": self.mixer,
+            "tracks": list(self.tracks),
+            "sample_rate": self.sample_rate,
+            "duration_s": r(self.duration_s),
+            "target_lufs": r(self.target_lufs),
+            "ceiling_dbtp": r(self.ceiling_dbtp),
+            "input_lufs": r(self.input_lufs),
+            "gain_db": r(self.gain_db),
+            "loudness_lufs": r(self.loudness_lufs),
+            "true_peak_dbtp": r(self.true_peak_dbtp),
+            "limiter_max_reduction_db": r(self.limiter_max_reduction_db),
+            "seconds": r(self.seconds),
+            "notes": list(self.notes),
+        }
+
+
+# --------------------------------------------------------------------------------------
+# Option checks and output planning (before any work)
+# --------------------------------------------------------------------------------------
+
+def check_finalize_option(option: str, name: str, value: float) -> float:
+    """Validate ``--target-lufs`` / ``--ceiling`` against the schema's FINALIZE ranges."""
+    spec = FINALIZE.spec(name)
+    if not spec.contains(float(value)):
+        raise AutomixError(f"{option} {value:g}: outside [{spec.minimum:g}, {spec.maximum:g}] {spec.unit}")
+    return float(value)
+
+
+def stem_output_name(name: str, taken: set[str]) -> str:
+    """File name of a processed stem in ``--stems-out``: ``kick.flac`` → ``kick.wav`` (unique)."""
+    candidate = f"{Path(name).stem}.wav"
+    if candidate in taken:
+        candidate = f"{name}.wav"
+    taken.add(candidate)
+    return candidate
+
+
+@dataclass
+class _Plan:
+    out: Path
+    params_out: Path | None
+    stems_out: Path | None
+    stem_outputs: dict[str, Path]
+    inputs: list[Path]
+
+
+def _plan_outputs(
+    stems_dir: Path, out: Path, params_out: Path | None, stems_out: Path | None, bit_depth: str,
+    force: bool, extra_inputs: list[Path],
+) -> _Plan:
+    output_format(out)
+    check_bit_depth(bit_depth, out)
+    if params_out is not None and Path(params_out).resolve() == Path(out).resolve():
+        raise AutomixError(f"{params_out}: the params file and the mix cannot be the same file")
+    files, _ = scan_folder(stems_dir)
+    inputs = files + extra_inputs
+    if Path(out).resolve().parent == Path(stems_dir).resolve():
+        raise AutomixError(f"{out}: write the mix outside the stems folder (it would be mixed as a stem next time)")
+    check_output(out, force, inputs)
+    if params_out is not None:
+        check_output(params_out, force, inputs)
+    stem_outputs: dict[str, Path] = {}
+    if stems_out is not None:
+        if stems_out.exists() and not stems_out.is_dir():
+            raise AutomixError(f"{stems_out}: --stems-out must be a folder")
+        taken: set[str] = set()
+        for f in files:
+            stem_outputs[f.name] = check_output(stems_out / stem_output_name(f.name, taken), force, inputs)
+    return _Plan(Path(out), params_out, stems_out, stem_outputs, inputs)
+
+
+# --------------------------------------------------------------------------------------
+# Shared back half: render → finalize → write
+# --------------------------------------------------------------------------------------
+
+def _step(progress: Progress | None, name: str, fraction: float) -> None:
+    if progress is not None:
+        progress(name, fraction)
+
+
+def _render_and_write(
+    stems: list[Stem], sample_rate: int, settings: MixSettings, plan: _Plan, *, force: bool, bit_depth: str,
+    notes: list[str], started: float, progress: Progress | None,
+) -> MixResult:
+    from automix.console.finalize import finalize
+    from automix.console.render import render_console
+
+    audio = [s.audio for s in stems]
+    _step(progress, "render", 0.0)
+    rendered = render_console(
+        audio, sample_rate, settings, return_tracks=bool(plan.stem_outputs),
+        progress=(lambda f: _step(progress, "render", f)) if progress else None,
+    )
+    mix_audio, tracks = rendered if isinstance(rendered, tuple) else (rendered, [])
+    _step(progress, "finalize", 0.0)
+    final, report = finalize(mix_audio, sample_rate, settings.target_lufs, settings.ceiling_dbtp)
+    _step(progress, "finalize", 1.0)
+
+    _step(progress, "write", 0.0)
+    write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs)
+    if plan.params_out is not None:
+        write_text_atomic(plan.params_out, dumps(settings), force=force, protect=plan.inputs)
+    stem_files = []
+    for stem, track in zip(stems, tracks):
+        path = plan.stem_outputs[stem.name]
+        stem_files.append(write_audio(path, track, sample_rate, STEMS_OUT_BIT_DEPTH, force=force, protect=plan.inputs))
+    _step(progress, "write", 1.0)
+
+    return MixResult(
+        mix_path=plan.out, params_path=plan.params_out, stems_out=plan.stems_out, stem_files=stem_files,
+        mixer=settings.mixer, tracks=list(settings.track_names), sample_rate=sample_rate,
+        duration_s=final.shape[-1] / sample_rate, target_lufs=settings.target_lufs,
+        ceiling_dbtp=settings.ceiling_dbtp, input_lufs=report.input_lufs, gain_db=report.gain_db,
+        loudness_lufs=report.output_lufs, true_peak_dbtp=report.true_peak_dbtp,
+        limiter_max_reduction_db=report.limiter_max_reduction_db, seconds=time.perf_counter() - started,
+        notes=notes,
+    )
+
+
+def _check_predicted(settings: MixSettings, stems: list[Stem], mixer_name: str) -> None:
+    """A mixer's output must cover the stems in order with finite values (a bug otherwise)."""
+    names = [s.name for s in stems]
+    if settings.track_names != names:
+        raise RuntimeError(f"mixer {mixer_name!r} returned tracks {settings.track_names}, expected {names}")
+    arrays = (settings.track, settings.fx, settings.master)
+    if settings.track.shape[0] != len(names) or not all(np.isfinite(a).all() for a in arrays):
+        raise RuntimeError(f"mixer {mixer_name!r} returned malformed or non-finite settings")
+
+
+# --------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------
+
+def mix(
+    stems_dir: str | Path,
+    out: str | Path,
+    params_out: str | Path | None = None,
+    model: str = DEFAULT_MIXER,
+    target_lufs: float = -14.0,
+    ceiling_dbtp: float = -1.0,
+    sample_rate: int | None = None,
+    stems_out: str | Path | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    force: bool = False,
+    bit_depth: str = "24",
+    progress: Progress | None = None,
+    log: Log | None = None,
+) -> MixResult:
+    """Mix a folder of stems with a mixer or trained model; write the mix and its ``mix.json``.
+
+    Args:
+        stems_dir: folder of stems (see :func:`automix.io.audio.load_stems`).
+        out: the mix, ``.wav`` (or ``.flac``).
+        params_out: the params JSON; default ``out`` with ``.json``.
+        model: ``rules``, ``mono``, ``equal-loudness``, ``random``, a registry name or a checkpoint path.
+        target_lufs, ceiling_dbtp: output stage loudness target and true-peak ceiling.
+        sample_rate: render rate in Hz; None = the most common stem rate.
+        stems_out: folder for the processed stems (post-fader, panned, stereo, float WAV).
+        device: where a trained model runs (``auto``, ``cpu``, ``cuda``…).
+        seed: for mixers with randomness.
+        force: overwrite existing outputs.
+        bit_depth: ``16``, ``24`` or ``32f``.
+        progress, log: callbacks for the CLI (steps with fractions; one-line notes).
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    params_out = Path(params_out) if params_out is not None else out.with_suffix(".json")
+    finalize_values = (
+        check_finalize_option("--target-lufs", "target_lufs", target_lufs),
+        check_finalize_option("--ceiling", "ceiling_dbtp", ceiling_dbtp),
+    )
+    check_device(device)
+    plan = _plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
+                         bit_depth, force, [])
+
+    mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
+    _step(progress, "load", 0.0)
+    stems, rate, notes = load_stems(stems_dir, sample_rate, log)
+    _step(progress, "load", 1.0)
+    _step(progress, "analyse", 0.0)
+    settings = mixer.predict(stems, rate, seed=seed)
+    _check_predicted(settings, stems, model)
+    _step(progress, "analyse", 1.0)
+
+    settings.finalize[FINALIZE.index("target_lufs")] = finalize_values[0]
+    settings.finalize[FINALIZE.index("ceiling_dbtp")] = finalize_values[1]
+    settings.sample_rate = rate
+    settings = settings.clipped().rounded()  # render exactly what mix.json will say
+    return _render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
+                             started=started, progress=progress)
+
+
+def render(
+    stems_dir: str | Path,
+    params: str | Path,
+    out: str | Path,
+    stems_out: str | Path | None = None,
+    target_lufs: float | None = None,
+    ceiling_dbtp: float | None = None,
+    sample_rate: int | None = None,
+    force: bool = False,
+    bit_depth: str = "24",
+    progress: Progress | None = None,
+    log: Log | None = None,
+) -> MixResult:
+    """Render a folder of stems with the settings of a ``mix.json`` (e.g. after editing it).
+
+    The stems folder must hold exactly the JSON's tracks. Without overrides, the loudness
+    target, ceiling and sample rate are the JSON's, and the result is bit-identical to the
+    ``mix`` that wrote the JSON.
+
+    Raises:
+        AutomixError: missing/malformed params, stems that do not match, bad options.
+    """
+    started = time.perf_counter()
+    params = Path(params)
+    settings = load_params(params)
+    if target_lufs is not None:
+        settings.finalize[FINALIZE.index("target_lufs")] = check_finalize_option(
+            "--target-lufs", "target_lufs", target_lufs)
+    if ceiling_dbtp is not None:
+        settings.finalize[FINALIZE.index("ceiling_dbtp")] = check_finalize_option(
+            "--ceiling", "ceiling_dbtp", ceiling_dbtp)
+    plan = _plan_outputs(Path(stems_dir), Path(out), None, Path(stems_out) if stems_out else None,
+                         bit_depth, force, [params])
+
+    _step(progress, "load", 0.0)
+    rate = sample_rate if sample_rate is not None else settings.sample_rate
+    stems, rate, notes = load_stems(stems_dir, rate, log)
+    _step(progress, "load", 1.0)
+    stems = _match_stems(stems, settings, Path(stems_dir), params, plan.inputs)
+
+    settings.sample_rate = rate
+    settings = settings.clipped().rounded()
+    return _render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
+                             started=started, progress=progress)
+
+
+def _match_stems(stems: list[Stem], settings: MixSettings, stems_dir: Path, params: Path,
+                 inputs: list[Path]) -> list[Stem]:
+    """Stems reordered like the params' tracks; an error naming every mismatch otherwise."""
+    by_name = {s.name: s for s in stems}
+    missing = [n for n in settings.track_names if n not in by_name]
+    extra = [n for n in by_name if n not in settings.track_names]
+    if missing or extra:
+        on_disk = {p.name for p in inputs}
+        parts = []
+        if missing:
+            silent = [n for n in missing if n in on_disk]
+            absent = [n for n in missing if n not in on_disk]
+            if absent:
+                parts.append(f"missing {', '.join(absent)}")
+            if silent:
+                parts.append(f"silent {', '.join(silent)}")
+        if extra:
+            parts.append(f"not in the params: {', '.join(extra)}")
+        raise AutomixError(f"{stems_dir} does not match {params.name}: {'; '.join(parts)}")
+    return [by_name[n] for n in settings.track_names]

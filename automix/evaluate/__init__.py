@@ -1,0 +1,1 @@
+"""Evaluation: audio-feature metrics (``features``), ``automix eval`` and its reports."""

@@ -1,0 +1,100 @@
+"""Mixers behind one interface (stems → console settings), found by name with :func:`get_mixer`.
+
+Built-ins need no training: ``rules`` (default), ``mono``, ``equal-loudness``, ``random``.
+Any other name or a checkpoint path goes to the trained-model registry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from automix.errors import AutomixError
+from automix.mixers.base import Mixer
+
+BUILTIN_MIXERS: dict[str, str] = {
+    "rules": "knowledge-engineered mixer: roles from names and audio, documented rules (default)",
+    "mono": "baseline: plain sum, every strip neutral",
+    "equal-loudness": "baseline: every stem at the same loudness, summed",
+    "random": "baseline: equal loudness, then random faders (±12 dB) and pans (seeded)",
+}
+
+DEFAULT_MIXER = "rules"
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _builtin(name: str) -> Callable[[], Mixer]:
+    from automix.mixers import baselines, rules
+
+    return {
+        "rules": rules.RulesMixer,
+        "mono": baselines.MonoMixer,
+        "equal-loudness": baselines.EqualLoudnessMixer,
+        "random": baselines.RandomMixer,
+    }[name]
+
+
+def check_device(device: str) -> str:
+    """Validate ``--device`` (auto, cpu, cuda, cuda:N, mps); returns it unchanged."""
+    if not _DEVICE.match(device):
+        raise AutomixError(f"--device {device!r}: choose auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def _registry():
+    try:
+        from automix.models import registry
+    except ImportError:
+        return None
+    return registry
+
+
+def available_mixers() -> dict[str, str]:
+    """Every name ``--model`` accepts → one-line description (built-ins first)."""
+    names = dict(BUILTIN_MIXERS)
+    registry = _registry()
+    if registry is not None:
+        for name, description in registry.available_models().items():
+            names.setdefault(name, description)
+    return names
+
+
+def get_mixer(name_or_path: str, device: str = "auto") -> Mixer:
+    """A built-in mixer by name, else a trained model from the registry (name or checkpoint path).
+
+    Raises:
+        AutomixError: unknown name (the message lists the valid ones) or a bad device.
+    """
+    check_device(device)
+    if name_or_path in BUILTIN_MIXERS:
+        return _builtin(name_or_path)()
+    registry = _registry()
+    unknown = f"unknown model {name_or_path!r}; available: {', '.join(available_mixers())} or a checkpoint path"
+    if registry is None:
+        raise AutomixError(unknown)
+    try:
+        return registry.load_mixer(name_or_path, resolve_device(device))
+    except AutomixError as e:
+        if str(e).startswith("unknown model"):
+            raise AutomixError(unknown) from None
+        raise
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``; an unavailable CUDA/MPS device is an error."""
+    import torch
+
+    check_device(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AutomixError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise AutomixError("--device mps: MPS is not available on this machine; use --device cpu")
+    return device
+
+
+__all__ = [
+    "BUILTIN_MIXERS", "DEFAULT_MIXER", "Mixer", "available_mixers", "check_device", "get_mixer", "resolve_device",
+]

@@ -1,0 +1,27 @@
+"""The one interface every mixer and trained model implements: stems → console settings."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from automix.console.settings import MixSettings
+from automix.io.audio import Stem
+
+
+@runtime_checkable
+class Mixer(Protocol):
+    """Predicts console settings for a song.
+
+    Attributes:
+        name: what ``--model`` calls it; recorded as ``mixer`` in ``mix.json``.
+    """
+
+    name: str
+
+    def predict(self, stems: list[Stem], sample_rate: int, *, seed: int = 0) -> MixSettings:
+        """Settings for ``stems`` (all at ``sample_rate``, equal length), tracks in stem order.
+
+        Implementations must be deterministic for a given ``seed`` and return values inside
+        the schema ranges (use ``MixSettings.clipped()``).
+        """
+        ...

@@ -1,0 +1,292 @@
+"""``rules``: a knowledge-engineered mixer that needs no training.
+
+In the spirit of De Man & Reiss's knowledge-engineered mixing systems: each stem's role is
+inferred from its file name or its audio (see :mod:`automix.mixers.features`), and a small
+set of documented rules — the kind mixing engineers state in interviews and textbooks —
+turns roles and features into console settings:
+
+1. balance    trim every stem to the same loudness, then set the fader by role
+               (kick, bass and lead vocal forward; pads, cymbals and effects back);
+2. high-pass  remove rumble below each source's useful range, never above its lowest content;
+3. resonance  cut the strongest persistent narrow peak between 200 Hz and 5 kHz a few dB;
+4. dynamics   compress in proportion to the crest factor (ratio 2–4), threshold at the
+               stem's own RMS level, time constants by role (slow attack keeps drum hits);
+5. placement  low-frequency and lead sources centred; the rest spread alternately left and
+               right, brighter sources wider; genuinely stereo stems stay as recorded;
+6. space      a moderate post-fader reverb send on melodic sources, one plate-like reverb;
+7. master     subsonic high-pass and gentle glue compression; loudness is the output stage's job.
+
+Every decision is written to ``settings.notes[stem]`` and the role to ``settings.roles``,
+so ``mix.json`` explains itself. All values go through the schema and are clipped to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from automix.console.loudness import NORMALISED_STEM_LUFS
+from automix.console.schema import SEND_OFF_DB, TRACK
+from automix.console.settings import MixSettings
+from automix.io.audio import Stem
+from automix.mixers.features import StemFeatures, analyse_stem, infer_role
+
+
+@dataclass(frozen=True)
+class RoleStyle:
+    """How the rules treat one role.
+
+    Attributes:
+        offset_db: fader relative to the equal-loudness balance.
+        highpass_hz: the high-pass cutoff the role tolerates (lowered to protect content).
+        centred: keep in the middle (low-frequency anchors and the lead).
+        reverb_send_db: post-fader send to the reverb (``SEND_OFF_DB`` = none).
+        attack_ms, release_ms: compressor time constants.
+        width: stereo width for stereo stems (0 collapses low sources to mono).
+    """
+
+    offset_db: float
+    highpass_hz: float
+    centred: bool
+    reverb_send_db: float
+    attack_ms: float
+    release_ms: float
+    width: float = 1.0
+
+
+ROLE_STYLES: dict[str, RoleStyle] = {
+    "kick": RoleStyle(+2.0, 30.0, True, SEND_OFF_DB, 20.0, 120.0, width=0.0),
+    "snare": RoleStyle(+1.0, 90.0, True, -20.0, 10.0, 150.0),
+    "hats": RoleStyle(-5.0, 300.0, False, SEND_OFF_DB, 5.0, 80.0),
+    "drums": RoleStyle(-2.0, 60.0, False, -24.0, 15.0, 150.0),
+    "bass": RoleStyle(+1.0, 30.0, True, SEND_OFF_DB, 15.0, 200.0, width=0.0),
+    "lead_vocal": RoleStyle(+3.0, 90.0, True, -14.0, 5.0, 120.0),
+    "backing_vocal": RoleStyle(-3.0, 140.0, False, -12.0, 5.0, 120.0),
+    "lead": RoleStyle(+1.0, 120.0, True, -16.0, 10.0, 150.0),
+    "guitar": RoleStyle(-1.5, 90.0, False, -18.0, 10.0, 150.0),
+    "keys": RoleStyle(-2.0, 60.0, False, -16.0, 15.0, 200.0),
+    "pad": RoleStyle(-5.0, 120.0, False, -12.0, 30.0, 300.0, width=1.3),
+    "fx": RoleStyle(-6.0, 150.0, False, -12.0, 10.0, 200.0),
+    "melodic": RoleStyle(-2.0, 80.0, False, -16.0, 10.0, 150.0),
+}
+
+LOW_SOURCE_RATIO = 0.4
+"""A stem with this share of its power below 150 Hz is kept centred whatever its role."""
+
+WIDE_STEREO_CORRELATION = 0.9
+"""Stereo stems less correlated than this are treated as already placed (not panned)."""
+
+PITCHED_ROLES = frozenset({"bass", "lead", "guitar", "keys", "pad", "melodic"})
+"""Roles whose spectral peaks are mostly notes: resonance cuts stay shallow."""
+
+RESONANCE_MIN_DB = 6.0
+"""A peak must stand this far above the smoothed spectrum to be called a resonance."""
+
+COMPRESS_MIN_CREST_DB = 8.0
+"""Stems with a lower crest factor are already dense (pads, sines): left uncompressed."""
+
+THRESHOLD_ABOVE_RMS_DB = 2.0
+"""Compressor threshold relative to the stem's playing RMS (after trim): catches the peaks."""
+
+REVERB = {"reverb.decay_s": 1.6, "reverb.predelay_ms": 25.0, "reverb.damping": 0.6, "reverb.return_db": 0.0}
+"""A medium plate-like room: long enough to glue, pre-delay keeps vocals intelligible."""
+
+
+# --------------------------------------------------------------------------------------
+# The rules (one small function each; each returns values and the note it leaves)
+# --------------------------------------------------------------------------------------
+
+def balance(role: str, lufs: float) -> tuple[float, float, str]:
+    """Rule 1: ``(trim_db, gain_db, note)``: equal loudness, then the role's fader offset."""
+    spec = TRACK.spec("trim_db")
+    trim_db = float(np.clip(NORMALISED_STEM_LUFS - lufs, spec.minimum, spec.maximum))
+    gain_db = ROLE_STYLES[role].offset_db
+    return trim_db, gain_db, (
+        f"balance: trim {trim_db:+.1f} dB ({lufs:.1f} → {NORMALISED_STEM_LUFS:g} LUFS), "
+        f"fader {gain_db:+.1f} dB for {role}"
+    )
+
+
+def highpass(role: str, f: StemFeatures) -> tuple[float, str]:
+    """Rule 2: ``(cutoff_hz, note)``: the role's cutoff, but at most 0.7 × the stem's low edge."""
+    wanted = ROLE_STYLES[role].highpass_hz
+    protect = max(20.0, 0.7 * f.low_edge_hz)
+    cutoff = min(wanted, protect)
+    why = "" if cutoff == wanted else f", lowered from {wanted:g} Hz to keep content from {f.low_edge_hz:.0f} Hz"
+    return cutoff, f"high-pass {cutoff:.0f} Hz{why}"
+
+
+def resonance_cut(role: str, f: StemFeatures) -> tuple[str, float, float, float, str] | None:
+    """Rule 3: ``(band, freq_hz, gain_db, q, note)`` cutting the strongest resonance, or None.
+
+    The cut is half the peak's prominence, at least 2 dB and at most 5 dB — or 3 dB for
+    pitched sources, whose persistent peak may be a held chord tone rather than a ringing
+    drum or room mode. A narrow Q of 4 keeps the tone of the source. The band is the first
+    peaking band whose range holds the frequency.
+    """
+    if f.resonance_db < RESONANCE_MIN_DB:
+        return None
+    band = next((b for b in ("band_2", "band_3") if TRACK.spec(f"eq.{b}.freq_hz").contains(f.resonance_hz)), None)
+    if band is None:
+        return None
+    deepest_db = 3.0 if role in PITCHED_ROLES else 5.0
+    gain_db = -float(np.clip(f.resonance_db / 2.0, 2.0, deepest_db))
+    q = 4.0
+    return band, f.resonance_hz, gain_db, q, (
+        f"resonance at {f.resonance_hz:.0f} Hz stands {f.resonance_db:.0f} dB out: cut {gain_db:.1f} dB (Q {q:g})"
+    )
+
+
+def compression(role: str, f: StemFeatures, trim_db: float) -> tuple[dict[str, float], str]:
+    """Rule 4: compressor settings from the crest factor; ``({param: value}, note)``.
+
+    Ratio rises linearly from 2 at 8 dB crest to 4 at 20 dB. The threshold sits
+    :data:`THRESHOLD_ABOVE_RMS_DB` above the stem's playing RMS *after the trim*, so only the
+    louder moments are reduced; make-up returns roughly the average reduction.
+    """
+    if f.crest_db < COMPRESS_MIN_CREST_DB:
+        return {}, f"no compression: already dense (crest {f.crest_db:.0f} dB)"
+    ratio = float(np.interp(f.crest_db, [8.0, 20.0], [2.0, 4.0]))
+    threshold_db = f.active_rms_dbfs + trim_db + THRESHOLD_ABOVE_RMS_DB
+    makeup_db = (1.0 - 1.0 / ratio) * 2.0
+    style = ROLE_STYLES[role]
+    values = {
+        "compressor.threshold_db": threshold_db,
+        "compressor.ratio": ratio,
+        "compressor.attack_ms": style.attack_ms,
+        "compressor.release_ms": style.release_ms,
+        "compressor.knee_db": 6.0,
+        "compressor.makeup_db": makeup_db,
+    }
+    return values, (
+        f"compress {ratio:.1f}:1 from {threshold_db:.1f} dB (crest {f.crest_db:.0f} dB), "
+        f"attack {style.attack_ms:g} ms, release {style.release_ms:g} ms, make-up {makeup_db:+.1f} dB"
+    )
+
+
+def placement(
+    names: list[str], roles: dict[str, str], features: dict[str, StemFeatures], stereo: dict[str, bool]
+) -> dict[str, tuple[float, float, str]]:
+    """Rule 5: ``{name: (pan, width, note)}`` for all stems at once.
+
+    Centred: roles marked ``centred`` and any stem with ≥ :data:`LOW_SOURCE_RATIO` of its power
+    below 150 Hz. Stereo stems with L/R correlation below :data:`WIDE_STEREO_CORRELATION`
+    keep their own image. The rest, ordered by spectral centroid, are paired; each pair is
+    placed left and right (which side gets the darker one alternates), and brighter pairs sit
+    wider (0.3 → 0.75). With an odd count the darkest stays centred; a lone one sits at +0.3.
+    """
+    out: dict[str, tuple[float, float, str]] = {}
+    spread: list[str] = []
+    for name in names:
+        style, f = ROLE_STYLES[roles[name]], features[name]
+        width = style.width if stereo[name] else 1.0
+        if style.centred or f.low_ratio >= LOW_SOURCE_RATIO:
+            reason = f"{roles[name]}" if style.centred else f"{f.low_ratio:.0%} low-frequency power"
+            out[name] = (0.0, width, f"centred ({reason})")
+        elif stereo[name] and f.stereo_correlation < WIDE_STEREO_CORRELATION:
+            out[name] = (0.0, width, f"stereo image kept (correlation {f.stereo_correlation:.2f}), width {width:g}")
+        else:
+            spread.append(name)
+    spread.sort(key=lambda n: features[n].centroid_hz)
+    if len(spread) == 1:
+        out[spread[0]] = (0.3, 1.0, "pan +0.30 (the only source to spread: gently off-centre)")
+        spread = []
+    elif len(spread) % 2:
+        darkest = spread.pop(0)
+        out[darkest] = (0.0, 1.0, "centred (odd one out of the spread sources, the darkest)")
+    pairs = len(spread) // 2
+    for k in range(pairs):
+        amount = 0.3 + 0.45 * (k / (pairs - 1) if pairs > 1 else 0.0)
+        darker, brighter = spread[2 * k], spread[2 * k + 1]
+        side = -1.0 if k % 2 == 0 else 1.0
+        for name, pan in ((darker, side * amount), (brighter, -side * amount)):
+            where = "left" if pan < 0 else "right"
+            centroid = features[name].centroid_hz
+            out[name] = (pan, 1.0, f"pan {pan:+.2f} ({where}; spread by brightness, centroid {centroid:.0f} Hz)")
+    return out
+
+
+def reverb_send(role: str) -> tuple[float, str]:
+    """Rule 6: ``(send_db, note)``: melodic and vocal sources get a moderate send."""
+    send_db = ROLE_STYLES[role].reverb_send_db
+    if send_db <= SEND_OFF_DB:
+        return SEND_OFF_DB, "no reverb (keeps the low end and transients dry)"
+    return send_db, f"reverb send {send_db:g} dB"
+
+
+def master_chain(fader_db: list[float]) -> dict[str, float]:
+    """Rule 7: master settings: 25 Hz subsonic filter and 1.5:1 glue compression.
+
+    The mix level is estimated by power-summing the stems at their post-fader loudness; the
+    threshold sits 2 dB above it, so the compressor only touches the loudest passages.
+    """
+    estimate_db = 10.0 * math.log10(sum(10 ** ((NORMALISED_STEM_LUFS + g) / 10.0) for g in fader_db))
+    return {
+        "eq.highpass.freq_hz": 25.0,
+        "compressor.threshold_db": estimate_db + 2.0,
+        "compressor.ratio": 1.5,
+        "compressor.attack_ms": 30.0,
+        "compressor.release_ms": 250.0,
+        "compressor.knee_db": 6.0,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# The mixer
+# --------------------------------------------------------------------------------------
+
+class RulesMixer:
+    """The default mixer: analyse every stem, infer its role, apply the rules above."""
+
+    name = "rules"
+
+    def predict(self, stems: list[Stem], sample_rate: int, *, seed: int = 0) -> MixSettings:
+        names = [s.name for s in stems]
+        settings = MixSettings.neutral(names, mixer=self.name, sample_rate=sample_rate)
+        features = {s.name: analyse_stem(s.audio, s.sample_rate) for s in stems}
+        stereo = {s.name: s.is_stereo for s in stems}
+        for name in names:
+            settings.roles[name], why = infer_role(name, features[name])
+            settings.notes[name] = [why]
+
+        for name in names:
+            role, f, notes = settings.roles[name], features[name], settings.notes[name]
+            trim_db, gain_db, note = balance(role, f.lufs)
+            settings.set(name, "trim_db", trim_db)
+            settings.set(name, "gain_db", gain_db)
+            notes.append(note)
+
+            cutoff_hz, note = highpass(role, f)
+            settings.set(name, "eq.highpass.freq_hz", cutoff_hz)
+            notes.append(note)
+
+            cut = resonance_cut(role, f)
+            if cut is not None:
+                band, freq_hz, cut_db, q, note = cut
+                settings.set(name, f"eq.{band}.freq_hz", freq_hz)
+                settings.set(name, f"eq.{band}.gain_db", cut_db)
+                settings.set(name, f"eq.{band}.q", q)
+                notes.append(note)
+
+            values, note = compression(role, f, trim_db)
+            for param, value in values.items():
+                settings.set(name, param, value)
+            notes.append(note)
+
+            send_db, note = reverb_send(role)
+            settings.set(name, "send.reverb_db", send_db)
+            notes.append(note)
+
+        for name, (pan, width, note) in placement(names, settings.roles, features, stereo).items():
+            settings.set(name, "pan", pan)
+            settings.set(name, "width", width)
+            settings.notes[name].append(note)
+
+        sends_on = any(settings.get(n, "send.reverb_db") > SEND_OFF_DB for n in names)
+        for param, value in REVERB.items():
+            settings.set_fx(param, value if sends_on or param != "reverb.return_db" else SEND_OFF_DB)
+        for param, value in master_chain([settings.get(n, "gain_db") for n in names]).items():
+            settings.set_master(param, value)
+        return settings.clipped()

@@ -1,0 +1,114 @@
+"""``ModelMixer``: a trained controller behind the :class:`automix.mixers.base.Mixer` protocol.
+
+Inference mirrors training exactly: every stem is trimmed to :data:`NORMALISED_STEM_LUFS`
+(measured on the whole stem, the trim is written into the settings), resampled to the
+model's analysis rate, and the model looks at the most active excerpts of the song (not its
+first seconds), each as long as the excerpts it was trained on. Normalised predictions are
+averaged over the excerpts and mapped to physical units through the schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from automix.analysis_windows import multitrack_windows, signal_windows
+from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
+from automix.console.schema import FX, MASTER, TRACK
+from automix.console.settings import MixSettings
+from automix.errors import AutomixError
+from automix.io.audio import Stem, resample
+
+ANALYSIS_WINDOWS = 3
+"""How many excerpts of the song the model looks at (predictions are averaged)."""
+
+REFERENCE_LUFS = -16.0
+"""References are normalised to this loudness before analysis, in training (see
+:mod:`automix.data.samplers`) and here: about what 8–16 stems at −23 LUFS with typical
+faders sum to before the master stage."""
+
+
+def input_seconds(meta: dict[str, Any]) -> float:
+    """Length of the excerpts the model was trained on (Method 1/2 use half the cached excerpt)."""
+    data = meta.get("training", {}).get("config", {}).get("data", {})
+    excerpt_s = float(data.get("excerpt_s", 4.0))
+    return excerpt_s if str(data.get("method", "1")) == "supervised" else excerpt_s / 2.0
+
+
+def _stereo(audio: np.ndarray) -> np.ndarray:
+    out = np.zeros((2, audio.shape[-1]), dtype=np.float32)
+    out[: audio.shape[0]] = audio
+    return out
+
+
+class ModelMixer:
+    """Predicts console settings with a DMC or MST model.
+
+    Args:
+        model: a loaded controller (eval mode).
+        meta: the checkpoint description (``load_checkpoint``'s second value).
+        name: what ``--model`` called it; recorded as ``mixer`` in ``mix.json``.
+        device: where to run the model.
+    """
+
+    def __init__(self, model: nn.Module, meta: dict[str, Any], name: str, device: str | torch.device = "cpu"):
+        self.model = model.eval()
+        self.meta = meta
+        self.name = name
+        self.device = torch.device(device)
+        self.rate_hz = int(model.config.sample_rate_hz)
+        self.window_s = input_seconds(meta)
+
+    def _reference_windows(self, references: list[np.ndarray], sample_rate: int, count: int) -> torch.Tensor:
+        windows = []
+        for ref in references:
+            if not isinstance(ref, np.ndarray) or ref.ndim != 2 or ref.shape[0] not in (1, 2):
+                raise AutomixError("a reference must be a (channels, samples) array with 1 or 2 channels")
+            x = _stereo(resample(np.asarray(ref, dtype=np.float32), sample_rate, self.rate_hz))
+            if x.shape[0] == 2 and ref.shape[0] == 1:
+                x[1] = x[0]
+            lufs = float(integrated_lufs(x, self.rate_hz))
+            gain_db = float(np.clip(REFERENCE_LUFS - lufs, -40.0, 40.0))
+            picked, _ = signal_windows(x * 10 ** (gain_db / 20.0), self.rate_hz, self.window_s, count)
+            windows += picked
+        return torch.from_numpy(np.stack([windows[i % len(windows)] for i in range(count)]))
+
+    @torch.no_grad()
+    def predict(self, stems: list[Stem], sample_rate: int, *, seed: int = 0,
+                references: list[np.ndarray] | None = None) -> MixSettings:
+        """Settings for ``stems`` (all at ``sample_rate``); ``references`` are optional stereo
+        ``(channels, samples)`` arrays at ``sample_rate`` whose style to follow (MST only)."""
+        if not stems:
+            raise AutomixError("no stems to mix")
+        trim_spec = TRACK.spec("trim_db")
+        trims_db, audio = [], []
+        for stem in stems:
+            lufs = float(integrated_lufs(stem.audio, stem.sample_rate))
+            trim_db = float(np.clip(NORMALISED_STEM_LUFS - lufs, trim_spec.minimum, trim_spec.maximum))
+            trims_db.append(trim_db)
+            x = resample(np.asarray(stem.audio, dtype=np.float32), stem.sample_rate, self.rate_hz)
+            audio.append(x * np.float32(10 ** (trim_db / 20.0)))
+        windows, _ = multitrack_windows(audio, self.rate_hz, self.window_s, ANALYSIS_WINDOWS)
+        batch = torch.from_numpy(np.stack([np.stack([_stereo(s) for s in w]) for w in windows]))
+        b, t = batch.shape[:2]
+        is_stereo = torch.tensor([s.audio.shape[0] == 2 for s in stems]).expand(b, t)
+        mask = torch.ones(b, t, dtype=torch.bool)
+        reference = None
+        if references:
+            reference = self._reference_windows(references, sample_rate, b).to(self.device)
+        out = self.model(batch.to(self.device), is_stereo.to(self.device), mask.to(self.device), reference)
+        track = TRACK.from_normalised(out.track.mean(0).double().cpu().numpy())
+        track[:, TRACK.index("trim_db")] = trims_db
+        settings = MixSettings(
+            [s.name for s in stems], track,
+            FX.from_normalised(out.fx.mean(0).double().cpu().numpy()),
+            MASTER.from_normalised(out.master.mean(0).double().cpu().numpy()),
+            mixer=self.name, sample_rate=sample_rate,
+        )
+        for i, stem in enumerate(stems):
+            note = f"trim {trims_db[i]:+.1f} dB to {NORMALISED_STEM_LUFS:g} LUFS; {self.name} predicted the rest"
+            settings.notes[stem.name] = [note]
+        return settings.clipped()

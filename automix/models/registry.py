@@ -1,0 +1,62 @@
+"""The shipped checkpoints, by name: list them, load a model, or load it as a mixer.
+
+A name is the base name of a checkpoint pair in :data:`CHECKPOINT_DIR`
+(``mst-small`` → ``checkpoints/mst-small.safetensors`` + ``.json``). Anything else that is an
+existing path (with or without the suffixes) is loaded as a checkpoint file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from automix.errors import AutomixError
+from automix.models.checkpoint import load_checkpoint
+from automix.models.mixer import ModelMixer
+
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
+"""Where the shipped checkpoints live (the repository's ``checkpoints/`` folder)."""
+
+
+def available_models() -> dict[str, str]:
+    """Shipped checkpoint names → one-line descriptions, sorted by name."""
+    models = {}
+    for path in sorted(CHECKPOINT_DIR.glob("*.json")):
+        if not path.with_suffix(".safetensors").is_file():
+            continue
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        description = meta.get("training", {}).get("description") or f"{meta.get('model', '?')} model"
+        models[path.stem] = str(description).splitlines()[0] if description else ""
+    return models
+
+
+def _resolve(name_or_path: str | Path) -> tuple[Path, str]:
+    text = str(name_or_path)
+    if text in available_models():
+        return CHECKPOINT_DIR / text, text
+    path = Path(text)
+    base = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    if base.with_name(base.name + ".json").is_file():
+        return base, base.name
+    names = ", ".join(available_models()) or "none shipped"
+    raise AutomixError(f"unknown model {text!r}: not a shipped model ({names}) nor a checkpoint path")
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """A shipped model by name, or a checkpoint by path; returns ``(model, description)``."""
+    path, _ = _resolve(name_or_path)
+    return load_checkpoint(path, device)
+
+
+def load_mixer(name_or_path: str | Path, device: str | torch.device = "cpu") -> ModelMixer:
+    """A shipped model or checkpoint as a :class:`~automix.mixers.base.Mixer`."""
+    path, name = _resolve(name_or_path)
+    model, meta = load_checkpoint(path, device)
+    return ModelMixer(model, meta, name, device)

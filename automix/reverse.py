@@ -1,0 +1,394 @@
+"""Reverse engineering a mix: the console settings that turn these stems into that mix.
+
+After Colonel & Reiss, "Reverse engineering of a recording mix with differentiable digital
+signal processing" (JASA 2021): fit every console parameter by gradient descent so the
+differentiable console's output matches the given mix. Steps of :func:`reverse`:
+
+1. **Align** the mix to the stems (:func:`align_mix`): cross-correlate the mono mix with the
+   mono sum of the stems, then score the strongest candidate lags by how much of the mix a
+   least-squares combination of the stems explains there. The best lag is reported; a mix
+   that the stems explain poorly (:data:`MIN_CORRELATION`) is refused as unrelated.
+2. **Initialise** faders and pans by least squares
+   (:func:`automix.evaluate.features.estimate_gains_pans`); everything else starts neutral.
+3. **Optimise** all parameters (except the pure gains that duplicate the fader: trim and
+   make-up, and the master gain) with Adam and the stereo sum/difference MRSTFT loss on the
+   most active excerpts, each with a pre-roll so reverb tails and compressor state are
+   established before the loss looks (:mod:`automix.refine`).
+4. **Report** the fit on the whole song rendered by the full-song renderer and finalize: the
+   residual ``10·log10(Σ(rendered − target)² / Σ target²)`` in dB, per-track gain and pan.
+
+Level: the target mix has its own loudness. The written ``mix.json`` sets ``target_lufs`` to
+the target's measured integrated loudness and the true-peak ceiling just above the target's
+own true peak, so ``automix render`` reproduces the target's level (finalize then applies
+≈ 0 dB and the limiter does not act). Both are clipped to the schema's FINALIZE ranges.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.signal
+import torch
+
+from automix.analysis_windows import multitrack_activity, window_starts_samples
+from automix.console.loudness import integrated_lufs, true_peak_dbtp
+from automix.console.schema import FINALIZE, TRACK
+from automix.console.settings import MixSettings, dumps
+from automix.errors import AutomixError
+from automix.io.audio import check_output, load_audio, load_stems, resample, scan_folder, write_text_atomic
+from automix.refine import optimise_console, stems_tensor
+
+DEFAULT_REVERSE_STEPS = 150
+REVERSE_LR = 0.03
+REVERSE_PENALTY = 0.01
+"""Small pull towards the starting point: parameters the mix cannot reveal (the frequency of
+a flat EQ band, the attack of a compressor that never acts) stay neutral, and a broadband
+level change goes to the fader rather than to six EQ bands."""
+
+REVERSE_WINDOWS = 3
+REVERSE_WINDOW_S = 2.0
+PREROLL_S = 0.5
+"""Audio before each excerpt that the console processes but the loss ignores."""
+
+MAX_LAG_S = 2.0
+"""Largest offset between the mix and the stems that alignment searches, seconds."""
+
+MIN_CORRELATION = 0.5
+"""A mix whose best least-squares fit from the stems correlates less than this is refused."""
+
+CEILING_MARGIN_DB = 0.5
+"""The written ceiling sits this far above the target mix's own true peak."""
+
+_CANDIDATE_LAGS = 5
+_FIT_MAX_SAMPLES = 2_000_000  # alignment scoring uses an evenly strided subset beyond this
+
+# Pure gains that duplicate the fader (or the level finalize sets) are not fitted.
+REVERSE_FROZEN: dict[str, tuple[str, ...]] = {
+    "track": ("trim_db", "compressor.makeup_db"),
+    "fx": (),
+    "master": ("gain_db", "compressor.makeup_db"),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Alignment
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Alignment:
+    """Where the stems sit in the mix.
+
+    Attributes:
+        lag_samples: the mix is late by this many samples (negative: early).
+        correlation: correlation between the aligned mix and its least-squares fit from the
+            stems (0 unrelated … 1 a pure gain/pan mix).
+    """
+
+    lag_samples: int
+    correlation: float
+
+
+def _shift(mix: np.ndarray, lag: int, length: int) -> np.ndarray:
+    """``out[:, t] = mix[:, t + lag]`` for ``t`` in ``[0, length)``, zeros outside the mix."""
+    out = np.zeros((mix.shape[0], length), dtype=np.float32)
+    src_lo, src_hi = max(0, lag), min(mix.shape[1], lag + length)
+    if src_hi > src_lo:
+        out[:, src_lo - lag: src_hi - lag] = mix[:, src_lo:src_hi]
+    return out
+
+
+def _fit_correlation(stems: Sequence[np.ndarray], target: np.ndarray) -> float:
+    """Multiple correlation ``√R²`` of the stereo ``target`` from the stems' channels (least squares)."""
+    stride = max(1, target.shape[1] // _FIT_MAX_SAMPLES)
+    explained = total = 0.0
+    for channel in range(2):
+        y = target[channel, ::stride].astype(np.float64)
+        columns = [s[min(channel, s.shape[0] - 1), ::stride].astype(np.float64) for s in stems]
+        a = np.stack(columns, axis=1)
+        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+        residual = y - a @ coef
+        explained += float(y @ y - residual @ residual)
+        total += float(y @ y)
+    return math.sqrt(max(0.0, explained) / total) if total > 0 else 0.0
+
+
+def align_mix(
+    stems: Sequence[np.ndarray], mix: np.ndarray, sample_rate: int, max_lag_s: float = MAX_LAG_S
+) -> tuple[np.ndarray, Alignment]:
+    """Align ``mix`` to the stems (all at ``sample_rate``) and check that it is made of them.
+
+    Args:
+        stems: ``(channels, N)`` arrays of equal length.
+        mix: ``(2, M)``; any length.
+        max_lag_s: search range of the offset, seconds each way.
+
+    Returns:
+        ``(aligned (2, N) float32, alignment)``.
+
+    Raises:
+        AutomixError: the aligned mix correlates less than :data:`MIN_CORRELATION` with its
+            best fit from the stems (an unrelated mix, or stems of another song).
+    """
+    n = stems[0].shape[1]
+    stem_sum = np.sum([s.mean(axis=0) for s in stems], axis=0)
+    mono_mix = mix.mean(axis=0)
+    max_lag = int(max_lag_s * sample_rate)
+    xcorr = scipy.signal.correlate(mono_mix, stem_sum, mode="full", method="fft")
+    lags = np.arange(-(n - 1), mono_mix.shape[0])
+    keep = np.abs(lags) <= max_lag
+    xcorr, lags = np.abs(xcorr[keep]), lags[keep]
+    candidates: list[int] = []
+    for index in np.argsort(xcorr)[::-1]:  # strongest peaks, at least 1 ms apart
+        if all(abs(lags[index] - c) > sample_rate // 1000 for c in candidates):
+            candidates.append(int(lags[index]))
+        if len(candidates) == _CANDIDATE_LAGS:
+            break
+    scored = [(_fit_correlation(stems, _shift(mix, lag, n)), lag) for lag in candidates]
+    correlation, lag = max(scored)
+    if correlation < MIN_CORRELATION:
+        raise AutomixError(
+            f"the mix does not look like a mix of these stems (best fit correlation {correlation:.2f} "
+            f"< {MIN_CORRELATION:g}); check that the stems and the mix belong to the same song"
+        )
+    return _shift(mix, lag, n), Alignment(lag, correlation)
+
+
+# --------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------
+
+
+def initial_settings(names: list[str], stems: Sequence[np.ndarray], mix: np.ndarray) -> MixSettings:
+    """Neutral console with least-squares faders and pans (trim 0)."""
+    from automix.evaluate.features import estimate_gains_pans
+
+    gains_db, pans = estimate_gains_pans(list(stems), mix)
+    settings = MixSettings.neutral(names, mixer="reverse")
+    settings.track[:, TRACK.index("gain_db")] = gains_db
+    settings.track[:, TRACK.index("pan")] = pans
+    return settings.clipped()
+
+
+def residual_db(rendered: np.ndarray, target: np.ndarray) -> float:
+    """``10·log10(Σ(rendered − target)² / Σ target²)`` over the common length, dB."""
+    n = min(rendered.shape[-1], target.shape[-1])
+    error = np.sum((rendered[..., :n].astype(np.float64) - target[..., :n]) ** 2)
+    energy = np.sum(target[..., :n].astype(np.float64) ** 2)
+    return 10.0 * math.log10(max(error, 1e-30) / max(energy, 1e-30))
+
+
+def excerpt_batch(
+    stems: Sequence[np.ndarray], target: np.ndarray, sample_rate: int, count: int, window_s: float,
+    preroll_s: float = PREROLL_S,
+) -> tuple[list[list[np.ndarray]], torch.Tensor, int, list[int]]:
+    """The most active excerpts of the stems (with pre-roll) and the matching target excerpts.
+
+    Returns:
+        ``(stem_windows, target (W, 2, window), preroll_samples, starts)``; the stems'
+        windows are ``preroll + window`` samples long and start ``preroll`` before ``starts``.
+    """
+    n = stems[0].shape[1]
+    window = min(int(window_s * sample_rate), n)
+    preroll = int(preroll_s * sample_rate)
+    starts = window_starts_samples(multitrack_activity(list(stems), sample_rate), sample_rate,
+                                   window / sample_rate, count, n)
+    stem_windows, targets = [], []
+    for start in starts:
+        lo = start - preroll
+        stem_windows.append([_shift(s, lo, preroll + window) for s in stems])
+        targets.append(_shift(target, start, window))
+    return stem_windows, torch.from_numpy(np.stack(targets)), preroll, starts
+
+
+def fit_settings(
+    stems: Sequence[np.ndarray], target: np.ndarray, init: MixSettings, sample_rate: int, *,
+    steps: int = DEFAULT_REVERSE_STEPS, lr: float = REVERSE_LR, penalty: float = REVERSE_PENALTY,
+    windows: int = REVERSE_WINDOWS, window_s: float = REVERSE_WINDOW_S,
+    progress: Callable[[int, float], None] | None = None,
+):
+    """Optimise ``init`` so the console turns ``stems`` into the aligned ``target`` (sum/diff MRSTFT).
+
+    Returns:
+        :class:`automix.refine.OptimiseResult`.
+    """
+    from automix.train.losses import SumDiffSTFTLoss
+
+    stem_windows, target_windows, preroll, _ = excerpt_batch(stems, target, sample_rate, windows, window_s)
+    batch, is_stereo = stems_tensor(stem_windows)
+    loss = SumDiffSTFTLoss()
+
+    def loss_fn(mix: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"sum_diff_mrstft": loss(mix[..., preroll:], target_windows)}
+
+    return optimise_console(batch, is_stereo, init, sample_rate, loss_fn, steps=steps, lr=lr, penalty=penalty,
+                            frozen=REVERSE_FROZEN, progress=progress)
+
+
+# --------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReverseResult:
+    """What :func:`reverse` found (``--json`` prints :meth:`to_json`)."""
+
+    params_path: Path
+    mix_path: Path
+    tracks: list[str]
+    sample_rate: int
+    lag_samples: int
+    correlation: float
+    steps: int
+    loss_before: float
+    loss_after: float
+    residual_db_initial: float
+    residual_db: float
+    target_lufs: float
+    ceiling_dbtp: float
+    gains_db: list[float]
+    pans: list[float]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        def r(x: float, digits: int = 2) -> float:
+            return round(float(x), digits)
+
+        return {
+            "params": str(self.params_path), "mix": str(self.mix_path), "sample_rate": self.sample_rate,
+            "lag_samples": self.lag_samples, "lag_s": r(self.lag_samples / self.sample_rate, 4),
+            "correlation": r(self.correlation, 3), "steps": self.steps,
+            "loss_before": r(self.loss_before, 4), "loss_after": r(self.loss_after, 4),
+            "residual_db_initial": r(self.residual_db_initial), "residual_db": r(self.residual_db),
+            "target_lufs": r(self.target_lufs), "ceiling_dbtp": r(self.ceiling_dbtp),
+            "tracks": [{"name": n, "gain_db": r(g), "pan": r(p, 3)}
+                       for n, g, p in zip(self.tracks, self.gains_db, self.pans)],
+            "seconds": r(self.seconds), "notes": list(self.notes),
+        }
+
+    def report(self) -> str:
+        """The fit report printed by ``automix reverse`` (several lines)."""
+        width = max(len(n) for n in self.tracks)
+        lines = [
+            f"aligned: mix offset {self.lag_samples} samples ({self.lag_samples / self.sample_rate * 1000:.1f} ms), "
+            f"fit correlation {self.correlation:.3f}",
+            f"residual: {self.residual_db_initial:.1f} dB (least-squares faders/pans) → {self.residual_db:.1f} dB "
+            f"after {self.steps} steps (loss {self.loss_before:.3f} → {self.loss_after:.3f})",
+            f"level: target {self.target_lufs:.1f} LUFS, ceiling {self.ceiling_dbtp:.1f} dBTP",
+            f"{'track':<{width}}  gain dB    pan",
+        ]
+        lines += [f"{n:<{width}}  {g:+7.2f}  {p:+.3f}" for n, g, p in zip(self.tracks, self.gains_db, self.pans)]
+        return "\n".join(lines)
+
+
+def _stereo(audio: np.ndarray) -> np.ndarray:
+    return np.concatenate([audio, audio]) if audio.shape[0] == 1 else audio
+
+
+def render_fit(stems: Sequence[np.ndarray], settings: MixSettings, sample_rate: int) -> np.ndarray:
+    """What ``automix render`` makes of ``settings``: the full-song console, then finalize."""
+    from automix.console.finalize import finalize
+    from automix.console.render import render_console
+
+    mixed = render_console(list(stems), sample_rate, settings)
+    final, _ = finalize(mixed, sample_rate, settings.target_lufs, settings.ceiling_dbtp)
+    return final
+
+
+def level_targets(mix: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """``(target_lufs, ceiling_dbtp)`` that make finalize reproduce ``mix``'s own level (clipped to range)."""
+    lufs_spec, ceiling_spec = FINALIZE.spec("target_lufs"), FINALIZE.spec("ceiling_dbtp")
+    lufs = float(np.clip(integrated_lufs(mix, sample_rate), lufs_spec.minimum, lufs_spec.maximum))
+    peak = float(true_peak_dbtp(mix, sample_rate)) + CEILING_MARGIN_DB
+    return lufs, float(np.clip(peak, ceiling_spec.minimum, ceiling_spec.maximum))
+
+
+def reverse(
+    stems_dir: str | Path,
+    mix_path: str | Path,
+    out_json: str | Path,
+    *,
+    steps: int = DEFAULT_REVERSE_STEPS,
+    sample_rate: int | None = None,
+    force: bool = False,
+    progress: Callable[[str, float], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ReverseResult:
+    """Estimate the console settings that turn the stems in ``stems_dir`` into ``mix_path``.
+
+    Args:
+        stems_dir: folder of stems.
+        mix_path: the mix (any format, rate, mono or stereo).
+        out_json: where to write the settings (a ``mix.json`` that ``automix render`` renders).
+        steps: optimisation steps (0 = least-squares faders/pans only).
+        sample_rate: analysis/render rate; None = the most common stem rate.
+        force: overwrite ``out_json``.
+        progress: ``(step name, fraction)`` callback; log: one-line notes.
+
+    Raises:
+        AutomixError: bad inputs, an unrelated mix, an existing output without ``force``.
+    """
+    started = time.perf_counter()
+    mix_path, out_json = Path(mix_path), Path(out_json)
+    if steps < 0:
+        raise AutomixError(f"--steps {steps}: expected 0 or more")
+    files, _ = scan_folder(stems_dir)
+    check_output(out_json, force, [*files, mix_path])
+
+    def step(name: str, fraction: float) -> None:
+        if progress is not None:
+            progress(name, fraction)
+
+    step("load", 0.0)
+    stems, rate, notes = load_stems(stems_dir, sample_rate, log)
+    mix, mix_rate = load_audio(mix_path)
+    if mix_rate != rate:
+        notes.append(f"resampled the mix from {mix_rate} Hz to {rate} Hz")
+        mix = resample(mix, mix_rate, rate)
+    if mix.shape[0] == 1:
+        notes.append("the mix is mono: pans cannot be recovered")
+    mix = _stereo(mix)
+    audio = [s.audio for s in stems]
+    names = [s.name for s in stems]
+    step("load", 1.0)
+
+    step("align", 0.0)
+    target, alignment = align_mix(audio, mix, rate)
+    step("align", 1.0)
+    init = initial_settings(names, audio, target)
+    result = fit_settings(audio, target, init, rate, steps=steps,
+                          progress=lambda i, _loss: step("fit", i / max(steps, 1)))
+    settings = result.settings
+    settings.mixer = "reverse"
+    settings.sample_rate = rate
+    lufs, ceiling = level_targets(mix, rate)
+    for s in (init, settings):
+        s.finalize[FINALIZE.index("target_lufs")] = lufs
+        s.finalize[FINALIZE.index("ceiling_dbtp")] = ceiling
+    settings = settings.clipped().rounded()  # report exactly what the JSON will render
+
+    step("render", 0.0)
+    residual_initial = residual_db(render_fit(audio, init.rounded(), rate), target)
+    residual = residual_db(render_fit(audio, settings, rate), target)
+    step("render", 1.0)
+    write_text_atomic(out_json, dumps(settings), force=force, protect=[*files, mix_path])
+    for note in notes:
+        if log is not None and note.startswith(("resampled the mix", "the mix is mono")):
+            log(note)
+    return ReverseResult(
+        params_path=out_json, mix_path=mix_path, tracks=names, sample_rate=rate,
+        lag_samples=alignment.lag_samples, correlation=alignment.correlation, steps=steps,
+        loss_before=result.terms["sum_diff_mrstft"][0], loss_after=result.terms["sum_diff_mrstft"][-1],
+        residual_db_initial=residual_initial, residual_db=residual, target_lufs=lufs, ceiling_dbtp=ceiling,
+        gains_db=[float(v) for v in settings.track[:, TRACK.index("gain_db")]],
+        pans=[float(v) for v in settings.track[:, TRACK.index("pan")]],
+        seconds=time.perf_counter() - started, notes=notes,
+    )

@@ -1,0 +1,1 @@
+"""Training: losses (``losses``), the training loop and its configs."""

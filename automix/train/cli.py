@@ -1,0 +1,42 @@
+"""``automix train --config FILE``: the Typer command (also ``python -m automix.train.cli``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from automix.errors import AutomixError
+
+
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Training config (.yaml or .toml).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT_DIR/state.pt exactly.")] = False,
+    device: Annotated[str, typer.Option("--device", help="torch device, e.g. cpu or cuda.")] = "cpu",
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Override the config's out_dir.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Override the config's number of steps.")] = None,
+) -> None:
+    """Train a mixing model (dmc or mst) as the config describes; run under torchrun for several GPUs."""
+    from automix.train.config import load_config
+    from automix.train.loop import run
+
+    try:
+        cfg = load_config(config)
+        if out_dir is not None:
+            cfg.out_dir = str(out_dir)
+        if steps is not None:
+            cfg.steps = steps
+        run(cfg, resume=resume, device=device)
+    except AutomixError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    typer.run(train)
+
+
+if __name__ == "__main__":
+    main()

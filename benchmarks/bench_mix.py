@@ -1,0 +1,437 @@
+"""Benchmark end-to-end ``automix mix``, style transfer, one training step, and memory scaling.
+
+Usage (from the repository root, with the project's venv)::
+
+    .venv/bin/python benchmarks/bench_mix.py [--tracks 16] [--seconds 180] [--skip-memory] [--quick]
+
+Every measurement runs in its own child process, so its peak RSS (``ru_maxrss``) is its own
+and includes the interpreter and imports (the ``imports only`` row shows that floor). Stems
+are generated deterministically and written to a temporary folder as 24-bit WAV (every 4th
+stem stereo, the rest mono: tones, noise beds, drum-like hits, stereo pads), as a DAW export
+would be. Ratios are against baselines measured in the same run:
+
+* ``mix``: the engine (load, analyse, predict with ``rules``, render, finalize, write a 24-bit
+  WAV + ``mix.json``), timed inside the child after imports, vs the **I/O floor** (read every
+  stem, sum them, write the result, block by block with soundfile); the CLI row is the wall
+  clock of ``python -m automix mix`` including interpreter start-up and imports;
+* ``style-transfer``: with and without ``--refine``, vs the plain ``mix`` above;
+* training: one optimiser step (forward, console, loss, backward, AdamW) of each config in
+  ``configs/`` on a random batch of the config's shape, with the config's thread count;
+* memory: peak RSS of ``mix`` for 8/16/32 stems × ``--seconds`` and for 4 mono stems × 3, 15
+  and 60 minutes, with a least-squares line ``RSS = a + b · channel-minutes`` to extrapolate.
+
+Tables go to the ``## Mix``, ``## Style transfer``, ``## Training step`` and ``## Memory``
+sections of ``docs/benchmarks.md`` (other sections are kept); ``--no-write`` only prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_RATE = 44100
+BLOCK_SAMPLES = 1 << 20
+GIB = 2**30
+
+
+# --------------------------------------------------------------------------------------
+# Generated stems (written block by block: an hour-long stem never sits in memory)
+# --------------------------------------------------------------------------------------
+
+def _stem_block(index: int, start: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Samples ``[start, start+n)`` of stem ``index`` as ``(channels, n)`` float32."""
+    t = (start + np.arange(n)) / SAMPLE_RATE
+    kind = index % 4
+    if kind == 0:  # tonal: a note with two harmonics and a slow tremolo
+        f = 55.0 * 2 ** ((index * 5 % 24) / 12)
+        x = sum(0.2 / h * np.sin(2 * np.pi * h * f * t) for h in (1, 2, 3)) * (1 + 0.3 * np.sin(2 * np.pi * 0.5 * t))
+        return x[None].astype(np.float32)
+    if kind == 1:  # noise bed
+        return (0.05 * rng.standard_normal(n))[None].astype(np.float32)
+    if kind == 2:  # drum-like hits at 120 bpm, offset per stem
+        phase = (t * 2.0 + index / 7.0) % 1.0
+        return (0.6 * np.exp(-phase * 25.0) * rng.standard_normal(n))[None].astype(np.float32)
+    f = 110.0 * 2 ** ((index % 7) / 12)  # stereo pad: detuned sines left/right
+    return np.stack([0.15 * np.sin(2 * np.pi * f * t), 0.15 * np.sin(2 * np.pi * f * 1.003 * t)]).astype(np.float32)
+
+
+def write_stems(folder: Path, tracks: int, seconds: float, all_mono: bool = False) -> Path:
+    """Write ``tracks`` stems of ``seconds`` as 24-bit WAV into ``folder``; returns the folder."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    total = int(seconds * SAMPLE_RATE)
+    for i in range(tracks):
+        index = i if not all_mono else (i // 3) * 4 + i % 3  # skip the stereo kind
+        rng = np.random.default_rng(index)
+        channels = _stem_block(index, 0, 1, rng).shape[0]
+        with sf.SoundFile(folder / f"track{i:02d}.wav", "w", SAMPLE_RATE, channels, "PCM_24") as f:
+            for start in range(0, total, BLOCK_SAMPLES):
+                f.write(_stem_block(index, start, min(BLOCK_SAMPLES, total - start), rng).T)
+    return folder
+
+
+def write_reference(path: Path, seconds: float) -> Path:
+    """A 'reference mix': a stereo sum of differently generated stems."""
+    import soundfile as sf
+
+    n = int(seconds * SAMPLE_RATE)
+    mix = np.zeros((2, n), dtype=np.float32)
+    for index in (20, 21, 22, 23, 25):
+        x = _stem_block(index, 0, n, np.random.default_rng(index))
+        mix += x if x.shape[0] == 2 else np.concatenate([0.8 * x, 0.6 * x])
+    sf.write(path, (0.5 * mix).T, SAMPLE_RATE, subtype="PCM_24")
+    return path
+
+
+def subset(folder: Path, source: Path, count: int) -> Path:
+    """A folder of symlinks to the first ``count`` stems of ``source``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.wav"))[:count]:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+def channel_minutes(folder: Path) -> float:
+    import soundfile as sf
+
+    return sum(sf.info(str(p)).channels * sf.info(str(p)).duration for p in folder.glob("*.wav")) / 60.0
+
+
+# --------------------------------------------------------------------------------------
+# Children: each prints one JSON line with its timing and its own peak RSS
+# --------------------------------------------------------------------------------------
+
+def child_imports(_spec: dict) -> dict:
+    import automix.console.finalize  # noqa: F401
+    import automix.console.render  # noqa: F401
+    import automix.engine  # noqa: F401
+
+    return {}
+
+
+def child_floor(spec: dict) -> dict:
+    """Read every stem, sum to stereo, write a 24-bit WAV, block by block."""
+    import soundfile as sf
+
+    paths = sorted(Path(spec["dir"]).glob("*.wav"))
+    start = time.perf_counter()
+    readers = [sf.SoundFile(str(p)) for p in paths]
+    frames = max(r.frames for r in readers)
+    with sf.SoundFile(spec["out"], "w", SAMPLE_RATE, 2, "PCM_24") as out:
+        for _ in range(0, frames, BLOCK_SAMPLES):
+            total = np.zeros((BLOCK_SAMPLES, 2), dtype=np.float32)
+            n = 0
+            for r in readers:
+                block = r.read(BLOCK_SAMPLES, dtype="float32", always_2d=True)
+                total[: len(block)] += block if block.shape[1] == 2 else block * np.float32(0.7071)
+                n = max(n, len(block))
+            out.write(np.clip(total[:n], -1.0, 1.0))
+    for r in readers:
+        r.close()
+    return {"seconds": time.perf_counter() - start}
+
+
+def child_mix(spec: dict) -> dict:
+    child_imports(spec)
+    from automix import engine
+
+    stages: dict[str, float] = {}
+
+    def progress(step: str, _fraction: float) -> None:
+        stages.setdefault(step, time.perf_counter())  # when each stage starts
+
+    start = time.perf_counter()
+    result = engine.mix(spec["dir"], spec["out"], model=spec.get("model", "rules"), force=True, progress=progress)
+    end = time.perf_counter()
+    names = list(stages)
+    times = {n: (stages[names[i + 1]] if i + 1 < len(names) else end) - stages[n] for i, n in enumerate(names)}
+    return {"seconds": end - start, "duration_s": result.duration_s, "stages": times}
+
+
+def child_style(spec: dict) -> dict:
+    child_imports(spec)
+    from automix.style import style_transfer
+
+    start = time.perf_counter()
+    result = style_transfer(spec["dir"], [spec["ref"]], spec["out"], model=spec["model"],
+                            refine_steps=spec["refine"], force=True)
+    return {"seconds": time.perf_counter() - start, "refine": result.refine}
+
+
+def child_train(spec: dict) -> dict:
+    """One optimiser step of a config on a random batch of its shape (after one warm-up step)."""
+    import torch
+
+    from automix.console.schema import FX, MASTER, TRACK
+    from automix.models.checkpoint import build_model
+    from automix.train.config import load_config
+    from automix.train.loop import Objective
+
+    cfg = load_config(Path(spec["config"]))
+    torch.set_num_threads(cfg.threads or 2)
+    torch.manual_seed(0)
+    rate = cfg.data.sample_rate_hz
+    n = int(cfg.data.excerpt_s * rate) // (1 if str(cfg.data.method) == "supervised" else 2)
+    b, t = cfg.batch_size, cfg.data.max_tracks
+    model = build_model(cfg.model.kind, {**cfg.model.sizes, "sample_rate_hz": rate})
+    objective = Objective(cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    batch = {
+        "stems": 0.1 * torch.randn(b, t, 2, n), "is_stereo": torch.rand(b, t) < 0.3,
+        "track_mask": torch.ones(b, t, dtype=torch.bool), "reference": 0.1 * torch.randn(b, 2, n),
+        "target": 0.1 * torch.randn(b, 2, n),
+        "track_params": TRACK.from_normalised(torch.rand(b, t, len(TRACK))),
+        "fx_params": FX.from_normalised(torch.rand(b, len(FX))),
+        "master_params": MASTER.from_normalised(torch.rand(b, len(MASTER))),
+    }
+    threads = torch.get_num_threads()
+    times = []
+    for _ in range(3):  # step 1 warms up allocators and caches
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss, terms = objective(model, batch)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    params = sum(p.numel() for p in model.parameters())
+    return {"seconds": float(np.median(times[1:])), "batch": b, "tracks": t, "input_s": n / rate, "rate": rate,
+            "terms": sorted(terms), "params": params, "threads": threads}
+
+
+CHILDREN = {"imports": child_imports, "floor": child_floor, "mix": child_mix, "style": child_style,
+            "train": child_train}
+
+
+def child_env() -> dict[str, str]:
+    # Idle OpenMP threads spin by default and steal the other core on a shared machine.
+    return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
+
+
+def run_child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run a child measurement; returns its JSON plus ``peak_rss_gib``."""
+    out = subprocess.run([sys.executable, __file__, "--child", kind, "--spec", json.dumps(spec)],
+                         capture_output=True, text=True, cwd=ROOT, env=child_env())
+    if out.returncode != 0:
+        raise RuntimeError(f"child {kind} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_cli(args: list[str]) -> dict[str, Any]:
+    """Wall clock and peak RSS of ``python -m automix ARGS`` (interpreter start-up included)."""
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        proc = subprocess.Popen([sys.executable, "-m", "automix", *args], cwd=ROOT, env=child_env(),
+                                stdout=null, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"automix {' '.join(args)} failed: {proc.stderr.read().decode()[-2000:]}")
+    proc.stderr.close()
+    return {"seconds": elapsed, "peak_rss_gib": usage.ru_maxrss / 2**20}
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------
+
+def _x(audio_s: float, seconds: float) -> str:
+    return f"{audio_s / seconds:.0f}×" if audio_s / seconds >= 10 else f"{audio_s / seconds:.1f}×"
+
+
+def bench_end_to_end(tmp: Path, stems: Path, tracks: int, seconds: float) -> tuple[str, dict]:
+    imports = run_child("imports", {})
+    floor = run_child("floor", {"dir": str(stems), "out": str(tmp / "floor.wav")})
+    mix = run_child("mix", {"dir": str(stems), "out": str(tmp / "mix.wav")})
+    cli = run_cli(["mix", str(stems), "-o", str(tmp / "cli.wav"), "--force", "--quiet"])
+    ratio = mix["seconds"] / floor["seconds"]
+    table = "\n".join([
+        f"{tracks} stems × {seconds:g} s at {SAMPLE_RATE} Hz, 24-bit WAV ({tracks - tracks // 4} mono, "
+        f"{tracks // 4} stereo), mixer `rules`.",
+        "",
+        "| what | seconds | × real time | vs I/O floor | peak RSS (GiB) |",
+        "|---|---:|---:|---:|---:|",
+        f"| I/O floor: read every stem, sum, write (soundfile, blockwise) | {floor['seconds']:.2f} | "
+        f"{_x(seconds, floor['seconds'])} | 1.0× | {floor['peak_rss_gib']:.2f} |",
+        f"| `engine.mix` (load, analyse, predict, render, finalize, write) | {mix['seconds']:.2f} | "
+        f"{_x(seconds, mix['seconds'])} | {ratio:.1f}× | {mix['peak_rss_gib']:.2f} |",
+        f"| `python -m automix mix` wall clock (incl. start-up, imports) | {cli['seconds']:.2f} | "
+        f"{_x(seconds, cli['seconds'])} | {cli['seconds'] / floor['seconds']:.1f}× | {cli['peak_rss_gib']:.2f} |",
+        f"| imports only (RSS floor of a child) | – | – | – | {imports['peak_rss_gib']:.2f} |",
+        "",
+        "Stages of `engine.mix`: " + ", ".join(f"{k} {v:.2f} s" for k, v in mix["stages"].items()) + ".",
+        "",
+        f"Targets: ≥ 30× real time (aim 50×) and within 4× of the I/O floor. "
+        f"Measured: **{_x(seconds, mix['seconds'])}** real time, **{ratio:.1f}×** the I/O floor.",
+    ])
+    return table, {"mix": mix}
+
+
+def bench_style(tmp: Path, stems: Path, seconds: float, mix_seconds: float, refine_steps: int) -> str:
+    from automix.models.registry import available_models  # cheap: lists checkpoint files
+
+    model = "mst-small" if "mst-small" in available_models() else "rules"
+    note = "" if model == "mst-small" else (" The `mst-small` checkpoint is not available yet, so the "
+                                            "`rules` mixer gives the starting point (no MST prediction).")
+    ref = write_reference(tmp / "reference.wav", 30.0)
+    plain = run_child("style", {"dir": str(stems), "ref": str(ref), "out": str(tmp / "style0.wav"),
+                                "model": model, "refine": 0})
+    refined = run_child("style", {"dir": str(stems), "ref": str(ref), "out": str(tmp / "style1.wav"),
+                                  "model": model, "refine": refine_steps})
+    per_step = refined["refine"].get("seconds_per_step", float("nan"))
+    return "\n".join([
+        f"Same stems; one 30 s stereo reference; model `{model}`.{note}",
+        "",
+        "| what | seconds | × real time | vs plain mix | peak RSS (GiB) |",
+        "|---|---:|---:|---:|---:|",
+        f"| `mix` (from the table above) | {mix_seconds:.2f} | {_x(seconds, mix_seconds)} | 1.0× | – |",
+        f"| `style-transfer` (no refine) | {plain['seconds']:.2f} | {_x(seconds, plain['seconds'])} | "
+        f"{plain['seconds'] / mix_seconds:.1f}× | {plain['peak_rss_gib']:.2f} |",
+        f"| `style-transfer --refine {refine_steps}` | {refined['seconds']:.2f} | "
+        f"{_x(seconds, refined['seconds'])} | {refined['seconds'] / mix_seconds:.1f}× | "
+        f"{refined['peak_rss_gib']:.2f} |",
+        "",
+        f"Refinement: {per_step:.2f} s per step; AF loss {refined['refine'].get('af_before', float('nan')):.4f} → "
+        f"{refined['refine'].get('af_after', float('nan')):.4f}.",
+    ])
+
+
+def bench_train() -> str:
+    configs = [p for p in sorted((ROOT / "configs").glob("*.yaml")) if p.stem != "smoke"]
+    if not configs:
+        return "No training configs in `configs/`: skipped."
+    lines = ["One AdamW step on a random batch of each config's shape (median of 2 after a warm-up step), "
+             "with the config's thread count.", "",
+             "| config | model params | batch × tracks × input | loss terms | threads | s / step | "
+             "audio s / s | peak RSS (GiB) |",
+             "|---|---:|---|---|---:|---:|---:|---:|"]
+    for path in configs:
+        try:
+            r = run_child("train", {"config": str(path)})
+        except RuntimeError as e:
+            lines.append(f"| {path.stem} | failed: {str(e).splitlines()[-1][:80]} | | | | | | |")
+            continue
+        audio_s = r["batch"] * r["input_s"]
+        lines.append(f"| {path.stem} | {r['params'] / 1e6:.2f} M | {r['batch']} × {r['tracks']} × "
+                     f"{r['input_s']:.3g} s @ {r['rate'] // 1000} kHz | {', '.join(r['terms'])} | {r['threads']} | "
+                     f"{r['seconds']:.2f} | {audio_s / r['seconds']:.1f} | {r['peak_rss_gib']:.2f} |")
+    return "\n".join(lines)
+
+
+def bench_memory(tmp: Path, stems_all: Path, seconds: float, counts: list[int], minutes: list[float],
+                 length_tracks: int) -> str:
+    rows, xs, ys = [], [], []
+    for count in counts:
+        folder = subset(tmp / f"count{count}", stems_all, count)
+        r = run_child("mix", {"dir": str(folder), "out": str(tmp / f"mem{count}.wav")})
+        cm = channel_minutes(folder)
+        rows.append((f"{count} stems × {seconds / 60:.3g} min", cm, r))
+        xs.append(cm)
+        ys.append(r["peak_rss_gib"])
+    for m in minutes:
+        folder = write_stems(tmp / f"len{m:g}", length_tracks, m * 60.0, all_mono=True)
+        r = run_child("mix", {"dir": str(folder), "out": str(tmp / f"len{m:g}.wav")})
+        cm = channel_minutes(folder)
+        rows.append((f"{length_tracks} mono stems × {m:g} min", cm, r))
+        xs.append(cm)
+        ys.append(r["peak_rss_gib"])
+        shutil.rmtree(folder)  # an hour of stems is gigabytes of disk
+    slope, intercept = np.polyfit(np.array(xs), np.array(ys), 1)
+    target_cm = 32 * 60.0
+    predicted = intercept + slope * target_cm
+    lines = ["Peak RSS of `engine.mix` (child process, `ru_maxrss`), stems as 24-bit WAV.", "",
+             "| input | channel-minutes | seconds | × real time | peak RSS (GiB) | MiB per channel-minute |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for label, cm, r in rows:
+        lines.append(f"| {label} | {cm:.0f} | {r['seconds']:.1f} | {_x(r['duration_s'], r['seconds'])} | "
+                     f"{r['peak_rss_gib']:.2f} | {r['peak_rss_gib'] * 1024 / cm:.1f} |")
+    grows = "grows linearly with song length × stems" if slope * 1024 > 5 else "does not grow with song length"
+    lines += ["", f"Least-squares fit: peak RSS ≈ {intercept:.2f} GiB + {slope * 1024:.1f} MiB × channel-minutes: "
+              f"memory {grows}. Extrapolated to 32 mono stems × 60 min (1920 channel-minutes): "
+              f"**{predicted:.1f} GiB** (target: ≤ 2 GiB)."]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tracks", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument("--refine", type=int, default=None, help="refine steps (default: the CLI default)")
+    parser.add_argument("--minutes", default="3,15,60", help="song lengths of the memory series")
+    parser.add_argument("--counts", default="8,16,32", help="stem counts of the memory series")
+    parser.add_argument("--length-tracks", type=int, default=4, help="mono stems in the length series")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-style", action="store_true")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, prints only (development)")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    parser.add_argument("--child", choices=sorted(CHILDREN))
+    parser.add_argument("--spec", default="{}")
+    args = parser.parse_args()
+
+    if args.child:
+        result = CHILDREN[args.child](json.loads(args.spec))
+        result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(json.dumps(result))
+        return
+
+    sys.path.insert(0, str(ROOT))
+    from run_all import replace_section  # benchmarks/ is on sys.path as the script's folder
+
+    if args.quick:
+        args.tracks, args.seconds, args.no_write = 4, 10.0, True
+        args.minutes, args.counts, args.length_tracks = "0.2,0.5", "2,4", 2
+        args.refine = 2 if args.refine is None else args.refine
+    if args.refine is None:
+        from automix.refine import DEFAULT_REFINE_STEPS
+
+        args.refine = DEFAULT_REFINE_STEPS
+    minutes = [float(m) for m in args.minutes.split(",") if m]
+    counts = [int(c) for c in args.counts.split(",") if c]
+    command = "`.venv/bin/python benchmarks/bench_mix.py" + "".join(f" {a}" for a in sys.argv[1:]) + "`"
+    sections: dict[str, str] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="automix-bench-"))
+    try:
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        stems_all = write_stems(tmp / "stems_all", max([args.tracks, *counts]), args.seconds)
+        stems = subset(tmp / "stems", stems_all, args.tracks)
+        table, info = bench_end_to_end(tmp, stems, args.tracks, args.seconds)
+        sections["Mix (end to end)"] = table
+        if not args.skip_style:
+            sections["Style transfer"] = bench_style(tmp, stems, args.seconds, info["mix"]["seconds"], args.refine)
+        if not args.skip_train:
+            sections["Training step"] = bench_train()
+        if not args.skip_memory:
+            sections["Memory"] = bench_memory(tmp, stems_all, args.seconds, counts, minutes, args.length_tracks)
+        footer = (f"\n\nCommand: {command}. Load average at start {load:.1f} "
+                  f"({os.cpu_count()} cores; the machine is shared), {time.perf_counter() - started:.0f} s in all.")
+        for title in sections:
+            sections[title] += footer
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for title, body in sections.items():
+        print(f"## {title}\n\n{body}\n")
+        if not args.no_write:
+            replace_section(ROOT / "docs" / "benchmarks.md", title, body)
+
+
+if __name__ == "__main__":
+    main()

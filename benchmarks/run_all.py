@@ -1,0 +1,155 @@
+"""Run every benchmark in ``benchmarks/`` and assemble ``docs/benchmarks.md`` (``make bench``).
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/run_all.py [--only bench_mix] [--quick] [--timeout 900]
+
+Each ``benchmarks/bench_*.py`` runs in its own subprocess (its arguments below) and writes its
+own ``## …`` sections of ``docs/benchmarks.md``; this script writes the ``## Machine`` section
+at the top (CPU model, cores, RAM, versions, date, the commands it ran and how long each
+took). Sections of benchmarks that were not run this time are kept as they were, so
+regenerating one benchmark (``--only``) leaves the others' tables alone.
+
+:func:`replace_section` is the one place that edits the file; benchmark scripts import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+TITLE = "# Benchmarks"
+INTRO = ("Speed and memory of automix on generated stems, each compared with a baseline measured in the "
+         "same run. Regenerate with `make bench` (all, under 15 minutes on 2 cores) or "
+         "`.venv/bin/python benchmarks/run_all.py --only NAME` (one benchmark; the other sections stay).")
+
+BENCHMARK_ARGS: dict[str, list[str]] = {
+    # dasp-pytorch's compressor is a per-sample loop: 2 tracks measured, time scaled to all 16.
+    "bench_render": ["--dasp-tracks", "2"],
+    "bench_mix": [],
+}
+"""Arguments per benchmark script (scripts not listed run with none)."""
+
+QUICK_ARGS: dict[str, list[str]] = {
+    "bench_render": ["--seconds", "10", "--tracks", "4", "--no-write"],
+    "bench_mix": ["--quick"],
+}
+
+
+def replace_section(path: Path, title: str, body: str, *, first: bool = False) -> None:
+    """Set the ``## title`` section of ``path`` to ``body``; other sections are kept.
+
+    A new section goes at the end, or right after the intro with ``first``. The file is
+    created with the ``# Benchmarks`` title when missing.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text(encoding="utf-8") if path.exists() else f"{TITLE}\n\n{INTRO}\n"
+    section = f"## {title}\n\n{body.rstrip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    elif first and re.search(r"^## ", text, re.M):
+        start = re.search(r"^## ", text, re.M).start()
+        text = text[:start] + section + "\n" + text[start:]
+    else:
+        text = text.rstrip() + "\n\n" + section
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text.rstrip() + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def machine() -> dict[str, str]:
+    """CPU model (lscpu), cores, RAM, OS and library versions."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    versions = subprocess.run(
+        [sys.executable, "-c", "import numpy, scipy, torch, soundfile; "
+         "print(f'numpy {numpy.__version__}, scipy {scipy.__version__}, torch {torch.__version__}, "
+         "soundfile {soundfile.__version__}')"],
+        capture_output=True, text=True, check=False).stdout.strip()
+    return {"cpu": model, "cores": str(os.cpu_count()), "ram": ram,
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "libraries": versions or "unknown"}
+
+
+def discover(only: list[str] | None) -> list[Path]:
+    scripts = sorted(p for p in (ROOT / "benchmarks").glob("bench_*.py"))
+    if only:
+        names = {Path(o).stem for o in only}
+        unknown = names - {p.stem for p in scripts}
+        if unknown:
+            raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}; have "
+                             f"{', '.join(p.stem for p in scripts)}")
+        scripts = [p for p in scripts if p.stem in names]
+    return scripts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", action="append", help="run only this benchmark (repeatable), e.g. bench_mix")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, docs untouched (development)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per benchmark before it is stopped")
+    args = parser.parse_args()
+
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # idle OpenMP threads would spin on a shared machine
+    runs = []
+    started_all = time.perf_counter()
+    for script in discover(args.only):
+        extra = (QUICK_ARGS if args.quick else BENCHMARK_ARGS).get(script.stem, [])
+        command = ["benchmarks/" + script.name, *extra]
+        print(f"== {' '.join(command)}", flush=True)
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, timeout=args.timeout, check=False)
+            status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+        except subprocess.TimeoutExpired:
+            status = f"stopped after {args.timeout:.0f} s"
+        runs.append((command, time.perf_counter() - started, status))
+        print(f"== {script.name}: {status} in {time.perf_counter() - started:.0f} s", flush=True)
+
+    info = machine()
+    lines = [
+        f"- CPU: {info['cpu']}, {info['cores']} cores; RAM {info['ram']}; {info['os']}",
+        f"- Python {info['python']}; {info['libraries']}",
+        f"- Last `run_all.py` run: {datetime.datetime.now().isoformat(timespec='minutes')}, "
+        f"{time.perf_counter() - started_all:.0f} s in all"
+        f"{' (only ' + ', '.join(args.only) + ')' if args.only else ''}; "
+        f"load average {os.getloadavg()[0]:.1f} at the end (the machine is shared with other jobs, "
+        "so absolute times vary between runs; ratios within one run are the robust numbers).",
+        "- Every child process runs with `OMP_WAIT_POLICY=PASSIVE`.",
+        "",
+        "| command | wall time | status |",
+        "|---|---:|---|",
+        *(f"| `.venv/bin/python {' '.join(c)}` | {s:.0f} s | {st} |" for c, s, st in runs),
+    ]
+    body = "\n".join(lines)
+    print(f"## Machine\n\n{body}")
+    if not args.quick:
+        replace_section(DOC, "Machine", body, first=True)
+    if any(status != "ok" for _, _, status in runs):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Audio I/O: folder loading rules, resampling quality, atomic and safe writing."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from automix.errors import AudioLoadError, AutomixError, OutputExistsError
+from automix.io.audio import (
+    check_output,
+    choose_sample_rate,
+    load_audio,
+    load_stems,
+    resample,
+    write_audio,
+    write_text_atomic,
+)
+
+
+def sine(freq_hz: float, sr: int, duration_s: float = 0.5, channels: int = 1, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(sr * duration_s)) / sr
+    return np.tile(amp * np.sin(2 * np.pi * freq_hz * t), (channels, 1)).astype(np.float32)
+
+
+def test_folder_order_skips_and_notes(tmp_path, synth):
+    synth.write(tmp_path / "b.wav", sine(220, 44100))
+    synth.write(tmp_path / "A.flac", sine(330, 44100, channels=2))
+    (tmp_path / ".DS_Store").write_bytes(b"junk")
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "sub").mkdir()
+    seen: list[str] = []
+    stems, sr, notes = load_stems(tmp_path, log=seen.append)
+    assert [s.name for s in stems] == ["A.flac", "b.wav"]
+    assert [s.channels for s in stems] == [2, 1]  # stereo stays stereo, mono stays mono
+    assert sr == 44100
+    assert any(".DS_Store" in n for n in notes) and any("notes.txt" in n for n in notes)
+    assert any("sub/" in n for n in notes)
+    assert seen == notes
+    assert all(s.audio.dtype == np.float32 for s in stems)
+
+
+def test_mixed_rates_resampled_and_padded(tmp_path, synth):
+    synth.write(tmp_path / "low.wav", sine(1000, 8000, 1.0), 8000)
+    synth.write(tmp_path / "high.wav", sine(1000, 96000, 0.5), 96000)
+    synth.write(tmp_path / "high2.wav", sine(500, 96000, 0.25), 96000)
+    stems, sr, notes = load_stems(tmp_path)
+    assert sr == 96000  # the most common rate
+    assert {s.audio.shape[1] for s in stems} == {96000}
+    assert any("low.wav from 8000 Hz to 96000 Hz" in n for n in notes)
+    assert any("padded high2.wav" in n for n in notes)
+    high2 = next(s for s in stems if s.name == "high2.wav")
+    assert np.all(high2.audio[:, 24000:] == 0.0)
+    stems, sr, _ = load_stems(tmp_path, sample_rate=44100)
+    assert sr == 44100 and stems[0].audio.shape[1] == 44100
+
+
+def test_choose_sample_rate_tie_goes_to_higher_rate():
+    assert choose_sample_rate([44100, 48000]) == 48000
+    assert choose_sample_rate([44100, 44100, 48000]) == 44100
+
+
+@pytest.mark.parametrize(("src", "dst"), [(48000, 44100), (44100, 48000), (8000, 96000), (96000, 22050)])
+def test_resampler_is_clean(src, dst):
+    """A 1 kHz sine resampled must match the ideal sine to better than −80 dB (edges excluded)."""
+    x = sine(1000.0, src, 1.0)
+    y = resample(x, src, dst)
+    assert y.shape == (1, dst)
+    ideal = sine(1000.0, dst, 1.0)
+    core = slice(dst // 10, -dst // 10)
+    err_db = 20 * np.log10(np.sqrt(np.mean((y[0, core] - ideal[0, core]) ** 2)) / np.sqrt(np.mean(ideal[0, core] ** 2)))
+    assert err_db < -80.0
+
+
+def test_resampler_rejects_aliases():
+    """A 30 kHz tone at 96 kHz must not fold back into the audio band of a 44.1 kHz result."""
+    y = resample(sine(30000.0, 96000, 1.0), 96000, 44100)
+    level_db = 20 * np.log10(np.sqrt(np.mean(y[0, 4410:-4410] ** 2)) / (0.5 / np.sqrt(2)))
+    assert level_db < -80.0
+
+
+def test_silent_stem_is_skipped_with_a_note(tmp_path, synth):
+    synth.write(tmp_path / "a.wav", sine(220, 44100))
+    synth.write(tmp_path / "quiet.wav", sine(220, 44100, amp=1e-5))  # −100 dBFS peak
+    stems, _, notes = load_stems(tmp_path)
+    assert [s.name for s in stems] == ["a.wav"]
+    assert "skipped quiet.wav (silent)" in notes
+
+
+def test_all_silent_is_an_error(tmp_path, synth):
+    synth.write(tmp_path / "a.wav", np.zeros((1, 4410), np.float32))
+    with pytest.raises(AutomixError, match="silent"):
+        load_stems(tmp_path)
+
+
+def test_nan_samples_name_the_file(tmp_path, synth):
+    x = sine(220, 44100)
+    x[0, 100] = np.nan
+    synth.write(tmp_path / "broken.wav", x)
+    with pytest.raises(AudioLoadError, match=r"broken\.wav: 1 NaN/Inf"):
+        load_stems(tmp_path)
+
+
+def test_more_than_two_channels_refused(tmp_path, synth):
+    synth.write(tmp_path / "surround.wav", sine(220, 44100, channels=6))
+    with pytest.raises(AudioLoadError, match=r"surround\.wav: 6 channels"):
+        load_stems(tmp_path)
+
+
+def test_corrupt_and_empty_files(tmp_path):
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+    with pytest.raises(AudioLoadError, match=r"bad\.wav: cannot decode"):
+        load_audio(tmp_path / "bad.wav")
+    (tmp_path / "zero.flac").write_bytes(b"")
+    with pytest.raises(AudioLoadError, match=r"zero\.flac: empty file"):
+        load_audio(tmp_path / "zero.flac")
+
+
+def test_folder_errors(tmp_path, synth):
+    with pytest.raises(AutomixError, match="not found"):
+        load_stems(tmp_path / "nope")
+    with pytest.raises(AutomixError, match="is empty"):
+        load_stems(tmp_path)
+    (tmp_path / "readme.txt").write_text("x")
+    with pytest.raises(AutomixError, match="no audio files"):
+        load_stems(tmp_path)
+    f = synth.write(tmp_path / "a.wav", sine(220, 44100))
+    with pytest.raises(AutomixError, match="not a folder"):
+        load_stems(f)
+    with pytest.raises(AutomixError, match="sample rate"):
+        load_stems(tmp_path, sample_rate=1000)
+
+
+def test_exclude_keeps_outputs_out_of_the_stems(tmp_path, synth):
+    synth.write(tmp_path / "a.wav", sine(220, 44100))
+    synth.write(tmp_path / "mix.wav", sine(330, 44100))
+    stems, _, notes = load_stems(tmp_path, exclude=[tmp_path / "mix.wav"])
+    assert [s.name for s in stems] == ["a.wav"]
+    assert any("mix.wav (an output of this run)" in n for n in notes)
+
+
+@pytest.mark.parametrize(("bit_depth", "subtype", "tolerance"), [("16", "PCM_16", 2**-15), ("24", "PCM_24", 2**-23),
+                                                                 ("32f", "FLOAT", 0.0)])
+def test_write_audio_bit_depths(tmp_path, bit_depth, subtype, tolerance):
+    x = sine(440, 44100, channels=2, amp=0.7)
+    path = write_audio(tmp_path / "out.wav", x, 44100, bit_depth)
+    assert sf.info(str(path)).subtype == subtype
+    y, sr = load_audio(path)
+    assert sr == 44100 and y.shape == x.shape
+    assert np.max(np.abs(y - x)) <= tolerance
+    assert stat.S_IMODE(os.stat(path).st_mode) & 0o044  # readable by others, not mkstemp's 0600
+
+
+def test_integer_formats_clip_instead_of_wrapping(tmp_path):
+    x = np.array([[0.5, 1.5, -1.5]], np.float32)
+    y, _ = load_audio(write_audio(tmp_path / "o.wav", x, 8000, "16"))
+    assert y[0, 1] > 0.99 and y[0, 2] < -0.99
+
+
+def test_write_refuses_existing_and_inputs(tmp_path):
+    x = sine(440, 8000)
+    path = write_audio(tmp_path / "o.wav", x, 8000)
+    with pytest.raises(OutputExistsError, match="--force"):
+        write_audio(path, x, 8000)
+    write_audio(path, 0.5 * x, 8000, force=True)
+    assert np.max(np.abs(load_audio(path)[0])) == pytest.approx(0.25, abs=1e-4)
+    with pytest.raises(AutomixError, match="input file"):
+        write_audio(path, x, 8000, force=True, protect=[path])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]  # no temp files left behind
+
+
+def test_write_creates_folders_and_rejects_bad_targets(tmp_path):
+    x = sine(440, 8000)
+    assert write_audio(tmp_path / "new" / "deep" / "o.flac", x, 8000).is_file()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(AutomixError, match="cannot create output folder"):
+        write_audio(tmp_path / "file" / "o.wav", x, 8000)
+    with pytest.raises(AutomixError, match=r"\.wav or \.flac"):
+        write_audio(tmp_path / "o.mp3", x, 8000)
+    with pytest.raises(AutomixError, match="--bit-depth"):
+        write_audio(tmp_path / "o.wav", x, 8000, "8")
+    with pytest.raises(AutomixError, match="is a folder"):
+        check_output(tmp_path / "new", force=True)
+
+
+def test_write_text_atomic(tmp_path):
+    path = write_text_atomic(tmp_path / "mix.json", "{}\n")
+    assert path.read_text() == "{}\n"
+    with pytest.raises(OutputExistsError):
+        write_text_atomic(path, "{}")
+    write_text_atomic(path, "[]", force=True)
+    assert path.read_text() == "[]"

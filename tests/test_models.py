@@ -1,0 +1,169 @@
+"""Controllers, checkpoints, registry and the model mixer, on tiny models and generated audio."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
+from automix.console.schema import FX, MASTER, TRACK
+from automix.errors import AutomixError
+from automix.io.audio import Stem
+from automix.models import registry
+from automix.models.checkpoint import CheckpointError, build_model, load_checkpoint, save_checkpoint
+from automix.models.mixer import ModelMixer
+
+RATE = 8000
+TINY = {"sample_rate_hz": RATE, "embed_dim": 32, "hidden_dim": 32, "channels": [4, 8], "n_mels": 16,
+        "dropout": 0.0}
+TINY_MST = {**TINY, "layers": 1, "heads": 2, "ff_dim": 32}
+
+
+def _tiny(kind: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(kind, TINY_MST if kind == "mst" else TINY).eval()
+
+
+def _batch(tracks: int = 5, seconds: float = 1.0, batch: int = 2):
+    g = torch.Generator().manual_seed(1)
+    n = int(seconds * RATE)
+    stems = torch.randn(batch, tracks, 2, n, generator=g) * torch.rand(batch, tracks, 1, 1, generator=g)
+    is_stereo = torch.rand(batch, tracks, generator=g) > 0.5
+    stems[..., 1, :] *= is_stereo[..., None].float()
+    return stems, is_stereo, torch.ones(batch, tracks, dtype=torch.bool)
+
+
+@pytest.mark.parametrize("kind", ["dmc", "mst"])
+def test_output_shapes_and_range(kind):
+    model = _tiny(kind)
+    stems, st, mask = _batch(tracks=3)
+    ref = torch.randn(2, 2, RATE) * 0.1
+    with torch.no_grad():
+        out = model(stems, st, mask, ref)
+    assert out.track.shape == (2, 3, len(TRACK))
+    assert out.fx.shape == (2, len(FX)) and out.master.shape == (2, len(MASTER))
+    for t in out:
+        assert float(t.min()) >= 0.0 and float(t.max()) <= 1.0
+
+
+@pytest.mark.parametrize("kind", ["dmc", "mst"])
+def test_permutation_equivariant(kind):
+    model = _tiny(kind)
+    stems, st, mask = _batch(tracks=5)
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    with torch.no_grad():
+        a = model(stems, st, mask)
+        b = model(stems[:, perm], st[:, perm], mask[:, perm])
+    assert torch.allclose(a.track[:, perm], b.track, atol=1e-5)
+    assert torch.allclose(a.master, b.master, atol=1e-5)
+    assert torch.allclose(a.fx, b.fx, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["dmc", "mst"])
+def test_padding_tracks_change_nothing(kind):
+    model = _tiny(kind)
+    stems, st, mask = _batch(tracks=3)
+    padded = torch.cat([stems, torch.randn_like(stems[:, :2])], dim=1)  # junk in the padding
+    pmask = torch.cat([mask, torch.zeros_like(mask[:, :2])], dim=1)
+    pst = torch.cat([st, st[:, :2]], dim=1)
+    with torch.no_grad():
+        a = model(stems, st, mask)
+        b = model(padded, pst, pmask)
+    assert torch.allclose(a.track, b.track[:, :3], atol=1e-5)
+    assert torch.allclose(a.master, b.master, atol=1e-5)
+
+
+def test_mst_uses_the_reference_and_mixes_without_one():
+    model = _tiny("mst")
+    stems, st, mask = _batch(tracks=3)
+    with torch.no_grad():
+        none = model(stems, st, mask, None)
+        loud = model(stems, st, mask, torch.randn(2, 2, RATE) * 0.5)
+        quiet = model(stems, st, mask, torch.randn(2, 2, RATE) * 0.005)
+    assert float((loud.track - quiet.track).abs().max()) > 1e-4
+    assert float((none.track - loud.track).abs().max()) > 1e-5
+
+
+def test_fresh_model_starts_at_the_neutral_console():
+    out = _tiny("dmc")(*_batch(tracks=2))
+    gain = TRACK.from_normalised(out.track)[..., TRACK.index("gain_db")]
+    assert float(gain.abs().max()) < 1.0  # faders start within 1 dB of 0 dB
+
+
+@pytest.mark.parametrize("kind", ["dmc", "mst"])
+def test_checkpoint_roundtrip_is_exact(tmp_path, kind):
+    model = _tiny(kind)
+    weights, meta_path = save_checkpoint(tmp_path / "m", model, {"steps": 7, "description": "tiny"})
+    assert weights.suffix == ".safetensors" and meta_path.suffix == ".json"
+    loaded, meta = load_checkpoint(tmp_path / "m.json")
+    assert meta["training"]["steps"] == 7 and meta["model"] == kind
+    stems, st, mask = _batch(tracks=4)
+    with torch.no_grad():
+        a, b = model(stems, st, mask), loaded(stems, st, mask)
+    assert torch.equal(a.track, b.track) and torch.equal(a.master, b.master)
+
+
+def test_checkpoint_schema_mismatch_is_a_clear_error(tmp_path):
+    save_checkpoint(tmp_path / "m", _tiny("dmc"))
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["schema_version"] = 999
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="schema version 999"):
+        load_checkpoint(tmp_path / "m")
+
+
+def test_checkpoint_bad_kind_and_size_are_errors(tmp_path):
+    save_checkpoint(tmp_path / "m", _tiny("dmc"))
+    meta = json.loads((tmp_path / "m.json").read_text())
+    (tmp_path / "m.json").write_text(json.dumps({**meta, "model": "os.system"}))
+    with pytest.raises(CheckpointError, match="unknown model kind"):
+        load_checkpoint(tmp_path / "m")
+    (tmp_path / "m.json").write_text(json.dumps({**meta, "config": {**meta["config"], "embed_dim": 64}}))
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(tmp_path / "m")
+
+
+def test_registry_lists_and_rejects_unknown_names(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "CHECKPOINT_DIR", tmp_path)
+    save_checkpoint(tmp_path / "tiny-dmc", _tiny("dmc"), {"description": "a tiny test model\nmore"})
+    assert registry.available_models() == {"tiny-dmc": "a tiny test model"}
+    _, meta = registry.load_model("tiny-dmc")
+    assert meta["model"] == "dmc"
+    with pytest.raises(AutomixError, match="tiny-dmc"):
+        registry.load_model("no-such-model")
+
+
+def _stems(seconds: float = 6.0, rate: int = 16000) -> list[Stem]:
+    rng = np.random.default_rng(3)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    out = []
+    for i, level in enumerate([0.3, 0.02, 0.1]):
+        x = level * np.sin(2 * np.pi * (110 * (i + 1)) * t) + 0.01 * rng.standard_normal(n)
+        audio = np.stack([x, 0.8 * x]) if i == 2 else x[None]
+        out.append(Stem(f"s{i}.wav", audio.astype(np.float32), rate))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["dmc", "mst"])
+def test_model_mixer_trims_to_normalised_level_and_is_deterministic(tmp_path, kind):
+    save_checkpoint(tmp_path / "m", _tiny(kind), {"config": {"data": {"excerpt_s": 2.0, "method": "1"}}})
+    mixer = registry.load_mixer(tmp_path / "m")
+    assert isinstance(mixer, ModelMixer) and mixer.window_s == 1.0
+    stems = _stems()
+    a = mixer.predict(stems, 16000)
+    b = mixer.predict(stems, 16000)
+    assert np.array_equal(a.track, b.track)
+    assert a.mixer == "m" and a.track_names == ["s0.wav", "s1.wav", "s2.wav"]
+    for i, stem in enumerate(stems):
+        trimmed = stem.audio * 10 ** (a.get(i, "trim_db") / 20)
+        assert abs(integrated_lufs(trimmed, 16000) - NORMALISED_STEM_LUFS) < 0.1
+    assert np.all(a.track >= TRACK.minimum()) and np.all(a.track <= TRACK.maximum())
+    ref = np.random.default_rng(0).standard_normal((2, 16000 * 3)).astype(np.float32) * 0.1
+    c = mixer.predict(stems, 16000, references=[ref])
+    assert c.track.shape == a.track.shape
+    if kind == "mst":
+        assert not np.allclose(c.track[:, 1:], a.track[:, 1:])
