@@ -3,6 +3,8 @@
 # when the venv cannot import it yet (so an existing .venv keeps its torch).
 
 PYTHON ?= python3
+# Idle OpenMP threads spin on a busy 2-core machine (measured 2-50x slowdowns in small torch ops).
+export OMP_WAIT_POLICY ?= PASSIVE
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check --quiet
@@ -12,10 +14,11 @@ STAMP := $(VENV)/.automix-installed
 TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 
 # --- APT_PACKAGES: system packages the tests need (e.g. fluidsynth, mma, soundfonts). Filled in by the lead.
-APT_PACKAGES :=
+APT_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small timgm6mb-soundfont \
+	avldrums.lv2-soundfont mma openttd-openmsx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv demo test lint bench data apt clean-venv
+.PHONY: venv demo test lint bench data example apt clean-venv
 
 venv: $(STAMP)
 
@@ -48,9 +51,15 @@ lint: venv
 bench: venv
 	@set -e; for f in benchmarks/*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(PY) "$$f"; done
 
-# --- data: builds the training data. Filled in by the lead.
-data: venv
-	@echo "make data: not wired up yet (see README, 'Data')"; exit 1
+# --- data: the synthetic multitracks and the reference-song corpus (both resume if interrupted).
+data: venv apt
+	$(PY) -m automix data synth --out data/synth --songs 320 --seconds 30 --seed 1 --jobs 2
+	$(PY) -m automix data refs --out data/refs
+	touch data/synth.READY
+
+# --- example: regenerates the bundled example stems (same bytes every run).
+example: venv apt
+	$(PY) scripts/make_example.py --out examples
 
 clean-venv:
 	rm -rf $(VENV)

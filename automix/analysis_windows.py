@@ -33,7 +33,7 @@ def frame_power(audio: np.ndarray, sample_rate: int, hop_s: float = HOP_S) -> np
     Returns:
         ``(frames,)`` float64 with ``frames = ceil(samples / hop)``; the last frame is zero-padded.
     """
-    hop = max(1, int(round(hop_s * sample_rate)))
+    hop = max(1, round(hop_s * sample_rate))
     x = np.asarray(audio, dtype=np.float64)
     n = x.shape[-1]
     frames = max(1, -(-n // hop))
@@ -113,11 +113,11 @@ def window_starts_samples(
     hop_s: float = HOP_S,
 ) -> list[int]:
     """:func:`pick_windows` in samples: start samples of ``window_s``-second windows."""
-    hop = max(1, int(round(hop_s * sample_rate)))
-    window_frames = max(1, int(round(window_s * sample_rate / hop)))
-    total_frames = max(1, (n_samples - int(round(window_s * sample_rate))) // hop + window_frames)
+    hop = max(1, round(hop_s * sample_rate))
+    window_frames = max(1, round(window_s * sample_rate / hop))
+    total_frames = max(1, (n_samples - round(window_s * sample_rate)) // hop + window_frames)
     starts = pick_windows(activity, window_frames, count, min(total_frames, len(activity)))
-    return [min(s * hop, max(0, n_samples - int(round(window_s * sample_rate)))) for s in starts]
+    return [min(s * hop, max(0, n_samples - round(window_s * sample_rate))) for s in starts]
 
 
 def cut(audio: np.ndarray, start: int, length: int) -> np.ndarray:
@@ -137,7 +137,7 @@ def multitrack_windows(
         ``(windows, starts)``: ``windows[w][k]`` is stem ``k`` in window ``w`` as
         ``(channels, window_samples)`` float32; ``starts`` are the start samples.
     """
-    length = int(round(window_s * sample_rate))
+    length = round(window_s * sample_rate)
     n = max(s.shape[-1] for s in stems)
     starts = window_starts_samples(multitrack_activity(stems, sample_rate), sample_rate, window_s, count, n)
     return [[cut(s, st, length) for s in stems] for st in starts], starts
@@ -147,7 +147,7 @@ def signal_windows(
     audio: np.ndarray, sample_rate: int, window_s: float, count: int
 ) -> tuple[list[np.ndarray], list[int]]:
     """The ``count`` loudest ``window_s``-second excerpts of one signal, as ``(channels, samples)``."""
-    length = int(round(window_s * sample_rate))
+    length = round(window_s * sample_rate)
     starts = window_starts_samples(
         signal_activity(audio, sample_rate), sample_rate, window_s, count, audio.shape[-1]
     )

@@ -218,6 +218,16 @@ def models(json_out: JsonOut = False) -> None:
         typer.echo(f"{name:<{width}}  {description}")
 
 
+def _register_subcommands() -> None:
+    """Commands that live beside the engine (data, training, style transfer, evaluation)."""
+    from automix.data.cli import app as data_app
+
+    app.add_typer(data_app, name="data", help="Build training data: synthetic multitracks and reference songs.")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     """Console-script entry point (``automix``)."""
     if os.environ.get("AUTOMIX_DEBUG") == "1":

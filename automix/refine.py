@@ -44,6 +44,9 @@ ANALYSIS_RMS_DBFS = -20.0
 """Mix and reference windows are scaled to this RMS before the AF loss, so overall loudness
 (which finalize sets anyway) does not dominate the style comparison."""
 
+FINAL_LR_FRACTION = 0.1
+"""The learning rate decays (cosine) from ``lr`` to this fraction of it over the steps."""
+
 UNCHANGED_TOLERANCE = 1e-4
 """A parameter that moved less than this (normalised) keeps its starting value exactly."""
 
@@ -199,6 +202,10 @@ def optimise_console(
         raise AutomixError(f"{stems.shape[1]} stems but the settings have {len(init.track_names)} tracks")
     params = _Params(init, frozen or {})
     optimiser = torch.optim.Adam(params.parameters(), lr=lr)
+    # Cosine decay to FINAL_LR_FRACTION·lr: big moves first, then settle without oscillating.
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda i: FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * i / max(steps, 1)))
+    )
     batch = stems.shape[0]
     history: list[float] = []
     terms_history: dict[str, list[float]] = {}
@@ -226,6 +233,7 @@ def optimise_console(
             raise AutomixError("optimisation diverged (loss is not finite); try fewer steps or a smaller rate")
         total.backward()
         optimiser.step()
+        schedule.step()
         step_seconds.append(time.perf_counter() - started)
         if progress is not None:
             progress(step + 1, history[-1])

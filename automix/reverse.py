@@ -8,8 +8,9 @@ differentiable console's output matches the given mix. Steps of :func:`reverse`:
    mono sum of the stems, then score the strongest candidate lags by how much of the mix a
    least-squares combination of the stems explains there. The best lag is reported; a mix
    that the stems explain poorly (:data:`MIN_CORRELATION`) is refused as unrelated.
-2. **Initialise** faders and pans by least squares
-   (:func:`automix.evaluate.features.estimate_gains_pans`); everything else starts neutral.
+2. **Initialise** faders, pans and stereo widths by least squares (:func:`least_squares_strips`,
+   the console's pan laws as in :func:`automix.evaluate.features.estimate_gains_pans`, plus a
+   2×2 fit per stereo stem for its width); everything else starts neutral.
 3. **Optimise** all parameters (except the pure gains that duplicate the fader: trim and
    make-up, and the master gain) with Adam and the stereo sum/difference MRSTFT loss on the
    most active excerpts, each with a pre-roll so reverb tails and compressor state are
@@ -44,9 +45,9 @@ from automix.errors import AutomixError
 from automix.io.audio import check_output, load_audio, load_stems, resample, scan_folder, write_text_atomic
 from automix.refine import optimise_console, stems_tensor
 
-DEFAULT_REVERSE_STEPS = 150
-REVERSE_LR = 0.03
-REVERSE_PENALTY = 0.01
+DEFAULT_REVERSE_STEPS = 60
+REVERSE_LR = 0.05
+REVERSE_PENALTY = 0.001
 """Small pull towards the starting point: parameters the mix cannot reveal (the frequency of
 a flat EQ band, the attack of a compressor that never acts) stay neutral, and a broadband
 level change goes to the fader rather than to six EQ bands."""
@@ -55,6 +56,9 @@ REVERSE_WINDOWS = 3
 REVERSE_WINDOW_S = 2.0
 PREROLL_S = 0.5
 """Audio before each excerpt that the console processes but the loss ignores."""
+
+LOSS_HOP_FRACTION = 0.5
+"""STFT hop of the sum/difference loss as a fraction of the FFT size (half the cost of 25 %)."""
 
 MAX_LAG_S = 2.0
 """Largest offset between the mix and the stems that alignment searches, seconds."""
@@ -104,16 +108,25 @@ def _shift(mix: np.ndarray, lag: int, length: int) -> np.ndarray:
     return out
 
 
+def _fit_columns(stems: Sequence[np.ndarray], mix: np.ndarray) -> list[np.ndarray]:
+    """Least-squares coefficients per mix channel: one column per stem channel.
+
+    Returns ``[left, right]``, each the concatenation over stems of 1 (mono) or 2 (stereo:
+    the stem's L then R) coefficients.
+    """
+    stride = max(1, mix.shape[1] // _FIT_MAX_SAMPLES)
+    columns = np.concatenate([s[:, ::stride] for s in stems]).T.astype(np.float64)
+    return [np.linalg.lstsq(columns, mix[c, ::stride].astype(np.float64), rcond=None)[0] for c in range(2)]
+
+
 def _fit_correlation(stems: Sequence[np.ndarray], target: np.ndarray) -> float:
-    """Multiple correlation ``√R²`` of the stereo ``target`` from the stems' channels (least squares)."""
+    """Multiple correlation ``√R²`` of the stereo ``target`` from every stem channel (least squares)."""
     stride = max(1, target.shape[1] // _FIT_MAX_SAMPLES)
+    columns = np.concatenate([s[:, ::stride] for s in stems]).T.astype(np.float64)
     explained = total = 0.0
-    for channel in range(2):
+    for channel, coef in enumerate(_fit_columns(stems, target)):
         y = target[channel, ::stride].astype(np.float64)
-        columns = [s[min(channel, s.shape[0] - 1), ::stride].astype(np.float64) for s in stems]
-        a = np.stack(columns, axis=1)
-        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-        residual = y - a @ coef
+        residual = y - columns @ coef
         explained += float(y @ y - residual @ residual)
         total += float(y @ y)
     return math.sqrt(max(0.0, explained) / total) if total > 0 else 0.0
@@ -165,14 +178,50 @@ def align_mix(
 # --------------------------------------------------------------------------------------
 
 
-def initial_settings(names: list[str], stems: Sequence[np.ndarray], mix: np.ndarray) -> MixSettings:
-    """Neutral console with least-squares faders and pans (trim 0)."""
-    from automix.evaluate.features import estimate_gains_pans
+def least_squares_strips(stems: Sequence[np.ndarray], mix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fader gain, pan and stereo width of every stem in ``mix`` by least squares.
 
-    gains_db, pans = estimate_gains_pans(list(stems), mix)
+    Like :func:`automix.evaluate.features.estimate_gains_pans` (same pan laws), but a stereo
+    stem gets a full 2×2 fit, so its width is estimated too: the console's matrix is
+    ``f·[[gL·d, gL·c], [gR·c, gR·d]]`` with ``d = (1 + w)/2``, ``c = (1 − w)/2``, hence
+    ``f·gL = a + b``, ``f·gR = c' + d'`` and ``w = (a − b + d' − c') / (a + b + c' + d')``.
+    Processing the fit cannot model (EQ, compression, reverb) leaves the best linear fit.
+
+    Returns:
+        ``(gains_db, pans, widths)``, each ``(K,)``; widths are 1 for mono stems. Gains of stems
+        absent from the mix are floored at the fader's minimum later (``MixSettings.clipped``).
+    """
+    left, right = _fit_columns(stems, mix)
+    gains_db, pans, widths = np.empty(len(stems)), np.zeros(len(stems)), np.ones(len(stems))
+    col = 0
+    for k, stem in enumerate(stems):
+        if stem.shape[0] == 1:
+            lo, ro = max(left[col], 0.0), max(right[col], 0.0)
+            gain = math.hypot(lo, ro)
+            pans[k] = 4.0 / math.pi * math.atan2(ro, lo) - 1.0 if gain > 0 else 0.0
+        else:
+            a, b, c, d = left[col], left[col + 1], right[col], right[col + 1]
+            side_l, side_r = max(a + b, 0.0), max(c + d, 0.0)
+            gain = max(side_l, side_r)
+            if gain > 0:
+                widths[k] = float(np.clip((a - b + d - c) / (side_l + side_r), 0.0, 2.0))
+                if side_l >= side_r:  # pan ≤ 0: the right side is √2·sin θ of the fader
+                    theta = math.asin(min(1.0, side_r / (gain * math.sqrt(2.0))))
+                else:
+                    theta = math.acos(min(1.0, side_l / (gain * math.sqrt(2.0))))
+                pans[k] = 4.0 * theta / math.pi - 1.0
+        gains_db[k] = 20.0 * math.log10(gain) if gain > 1e-6 else -120.0
+        col += stem.shape[0]
+    return gains_db, np.clip(pans, -1.0, 1.0), widths
+
+
+def initial_settings(names: list[str], stems: Sequence[np.ndarray], mix: np.ndarray) -> MixSettings:
+    """Neutral console with least-squares faders, pans and widths (trim 0)."""
+    gains_db, pans, widths = least_squares_strips(stems, mix)
     settings = MixSettings.neutral(names, mixer="reverse")
     settings.track[:, TRACK.index("gain_db")] = gains_db
     settings.track[:, TRACK.index("pan")] = pans
+    settings.track[:, TRACK.index("width")] = widths
     return settings.clipped()
 
 
@@ -222,7 +271,7 @@ def fit_settings(
 
     stem_windows, target_windows, preroll, _ = excerpt_batch(stems, target, sample_rate, windows, window_s)
     batch, is_stereo = stems_tensor(stem_windows)
-    loss = SumDiffSTFTLoss()
+    loss = SumDiffSTFTLoss(hop_fraction=LOSS_HOP_FRACTION)
 
     def loss_fn(mix: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"sum_diff_mrstft": loss(mix[..., preroll:], target_windows)}
@@ -278,10 +327,10 @@ class ReverseResult:
         """The fit report printed by ``automix reverse`` (several lines)."""
         width = max(len(n) for n in self.tracks)
         lines = [
-            f"aligned: mix offset {self.lag_samples} samples ({self.lag_samples / self.sample_rate * 1000:.1f} ms), "
-            f"fit correlation {self.correlation:.3f}",
-            f"residual: {self.residual_db_initial:.1f} dB (least-squares faders/pans) → {self.residual_db:.1f} dB "
-            f"after {self.steps} steps (loss {self.loss_before:.3f} → {self.loss_after:.3f})",
+            (f"aligned: mix offset {self.lag_samples} samples ({self.lag_samples / self.sample_rate * 1000:.1f} ms), "
+            f"fit correlation {self.correlation:.3f}"),
+            (f"residual: {self.residual_db_initial:.1f} dB (least-squares faders/pans) → {self.residual_db:.1f} dB "
+            f"after {self.steps} steps (loss {self.loss_before:.3f} → {self.loss_after:.3f})"),
             f"level: target {self.target_lufs:.1f} LUFS, ceiling {self.ceiling_dbtp:.1f} dBTP",
             f"{'track':<{width}}  gain dB    pan",
         ]
@@ -318,6 +367,8 @@ def reverse(
     *,
     steps: int = DEFAULT_REVERSE_STEPS,
     sample_rate: int | None = None,
+    windows: int = REVERSE_WINDOWS,
+    window_s: float = REVERSE_WINDOW_S,
     force: bool = False,
     progress: Callable[[str, float], None] | None = None,
     log: Callable[[str], None] | None = None,
@@ -330,6 +381,7 @@ def reverse(
         out_json: where to write the settings (a ``mix.json`` that ``automix render`` renders).
         steps: optimisation steps (0 = least-squares faders/pans only).
         sample_rate: analysis/render rate; None = the most common stem rate.
+        windows, window_s: how many of the most active excerpts the fit uses, and their length.
         force: overwrite ``out_json``.
         progress: ``(step name, fraction)`` callback; log: one-line notes.
 
@@ -364,7 +416,7 @@ def reverse(
     target, alignment = align_mix(audio, mix, rate)
     step("align", 1.0)
     init = initial_settings(names, audio, target)
-    result = fit_settings(audio, target, init, rate, steps=steps,
+    result = fit_settings(audio, target, init, rate, steps=steps, windows=windows, window_s=window_s,
                           progress=lambda i, _loss: step("fit", i / max(steps, 1)))
     settings = result.settings
     settings.mixer = "reverse"

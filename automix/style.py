@@ -34,8 +34,8 @@ from automix.console.loudness import SILENCE_LUFS, integrated_lufs
 from automix.console.schema import FINALIZE, FX, MASTER, TRACK, ParamGroup
 from automix.console.settings import MixSettings
 from automix.engine import (
-    MixResult,
     Log,
+    MixResult,
     Progress,
     _check_predicted,
     _plan_outputs,

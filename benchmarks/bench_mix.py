@@ -17,8 +17,9 @@ would be. Ratios are against baselines measured in the same run:
 * ``style-transfer``: with and without ``--refine``, vs the plain ``mix`` above;
 * training: one optimiser step (forward, console, loss, backward, AdamW) of each config in
   ``configs/`` on a random batch of the config's shape, with the config's thread count;
-* memory: peak RSS of ``mix`` for 8/16/32 stems × ``--seconds`` and for 4 mono stems × 3, 15
-  and 60 minutes, with a least-squares line ``RSS = a + b · channel-minutes`` to extrapolate.
+* memory: peak RSS of ``mix`` for 8/16/32 stems × ``--seconds`` and for 2 mono stems × 3, 15
+  and 60 minutes, with a least-squares fit ``RSS = a + b · input channel-minutes + c · song
+  minutes`` to extrapolate to 32 stems × 60 minutes.
 
 Tables go to the ``## Mix``, ``## Style transfer``, ``## Training step`` and ``## Memory``
 sections of ``docs/benchmarks.md`` (other sections are kept); ``--no-write`` only prints.
@@ -27,6 +28,7 @@ sections of ``docs/benchmarks.md`` (other sections are kept); ``--no-write`` onl
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import resource
@@ -114,9 +116,15 @@ def channel_minutes(folder: Path) -> float:
 # Children: each prints one JSON line with its timing and its own peak RSS
 # --------------------------------------------------------------------------------------
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process so far (all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child_imports(_spec: dict) -> dict:
-    import automix.console.finalize  # noqa: F401
-    import automix.console.render  # noqa: F401
+    import automix.console.finalize
+    import automix.console.render
     import automix.engine  # noqa: F401
 
     return {}
@@ -127,7 +135,7 @@ def child_floor(spec: dict) -> dict:
     import soundfile as sf
 
     paths = sorted(Path(spec["dir"]).glob("*.wav"))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_s()
     readers = [sf.SoundFile(str(p)) for p in paths]
     frames = max(r.frames for r in readers)
     with sf.SoundFile(spec["out"], "w", SAMPLE_RATE, 2, "PCM_24") as out:
@@ -141,7 +149,7 @@ def child_floor(spec: dict) -> dict:
             out.write(np.clip(total[:n], -1.0, 1.0))
     for r in readers:
         r.close()
-    return {"seconds": time.perf_counter() - start}
+    return {"seconds": time.perf_counter() - start, "cpu_s": _cpu_s() - cpu}
 
 
 def child_mix(spec: dict) -> dict:
@@ -153,22 +161,22 @@ def child_mix(spec: dict) -> dict:
     def progress(step: str, _fraction: float) -> None:
         stages.setdefault(step, time.perf_counter())  # when each stage starts
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_s()
     result = engine.mix(spec["dir"], spec["out"], model=spec.get("model", "rules"), force=True, progress=progress)
     end = time.perf_counter()
     names = list(stages)
     times = {n: (stages[names[i + 1]] if i + 1 < len(names) else end) - stages[n] for i, n in enumerate(names)}
-    return {"seconds": end - start, "duration_s": result.duration_s, "stages": times}
+    return {"seconds": end - start, "cpu_s": _cpu_s() - cpu, "duration_s": result.duration_s, "stages": times}
 
 
 def child_style(spec: dict) -> dict:
     child_imports(spec)
     from automix.style import style_transfer
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_s()
     result = style_transfer(spec["dir"], [spec["ref"]], spec["out"], model=spec["model"],
                             refine_steps=spec["refine"], force=True)
-    return {"seconds": time.perf_counter() - start, "refine": result.refine}
+    return {"seconds": time.perf_counter() - start, "cpu_s": _cpu_s() - cpu, "refine": result.refine}
 
 
 def child_train(spec: dict) -> dict:
@@ -198,16 +206,17 @@ def child_train(spec: dict) -> dict:
         "master_params": MASTER.from_normalised(torch.rand(b, len(MASTER))),
     }
     threads = torch.get_num_threads()
-    times = []
+    times, cpus = [], []
     for _ in range(3):  # step 1 warms up allocators and caches
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_s()
         optimizer.zero_grad(set_to_none=True)
         loss, terms = objective(model, batch)
         loss.backward()
         optimizer.step()
         times.append(time.perf_counter() - start)
+        cpus.append(_cpu_s() - cpu)
     params = sum(p.numel() for p in model.parameters())
-    return {"seconds": float(np.median(times[1:])), "batch": b, "tracks": t, "input_s": n / rate, "rate": rate,
+    return {"seconds": float(np.median(times[1:])), "cpu_s": float(np.median(cpus[1:])), "batch": b, "tracks": t, "input_s": n / rate, "rate": rate,
             "terms": sorted(terms), "params": params, "threads": threads}
 
 
@@ -223,7 +232,7 @@ def child_env() -> dict[str, str]:
 def run_child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Run a child measurement; returns its JSON plus ``peak_rss_gib``."""
     out = subprocess.run([sys.executable, __file__, "--child", kind, "--spec", json.dumps(spec)],
-                         capture_output=True, text=True, cwd=ROOT, env=child_env())
+                         capture_output=True, text=True, cwd=ROOT, env=child_env(), check=False)
     if out.returncode != 0:
         raise RuntimeError(f"child {kind} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -241,7 +250,7 @@ def run_cli(args: list[str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"automix {' '.join(args)} failed: {proc.stderr.read().decode()[-2000:]}")
     proc.stderr.close()
-    return {"seconds": elapsed, "peak_rss_gib": usage.ru_maxrss / 2**20}
+    return {"seconds": elapsed, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_gib": usage.ru_maxrss / 2**20}
 
 
 # --------------------------------------------------------------------------------------
@@ -252,35 +261,38 @@ def _x(audio_s: float, seconds: float) -> str:
     return f"{audio_s / seconds:.0f}×" if audio_s / seconds >= 10 else f"{audio_s / seconds:.1f}×"
 
 
-def bench_end_to_end(tmp: Path, stems: Path, tracks: int, seconds: float) -> tuple[str, dict]:
+def bench_end_to_end(stems: Path, out: Path, tracks: int, seconds: float) -> tuple[str, dict]:
     imports = run_child("imports", {})
-    floor = run_child("floor", {"dir": str(stems), "out": str(tmp / "floor.wav")})
-    mix = run_child("mix", {"dir": str(stems), "out": str(tmp / "mix.wav")})
-    cli = run_cli(["mix", str(stems), "-o", str(tmp / "cli.wav"), "--force", "--quiet"])
-    ratio = mix["seconds"] / floor["seconds"]
+    floor = run_child("floor", {"dir": str(stems), "out": str(out / "floor.wav")})
+    mix = run_child("mix", {"dir": str(stems), "out": str(out / "mix.wav")})
+    cli = run_cli(["mix", str(stems), "-o", str(out / "cli.wav"), "--force", "--quiet"])
+
+    def row(what: str, r: dict, rss: bool = True) -> str:
+        return (f"| {what} | {r['seconds']:.2f} | {_x(seconds, r['seconds'])} | {r['seconds'] / floor['seconds']:.1f}× "
+                f"| {r['cpu_s']:.1f} | {r['cpu_s'] / floor['cpu_s']:.1f}× | {r['peak_rss_gib']:.2f} |")
+
     table = "\n".join([
-        f"{tracks} stems × {seconds:g} s at {SAMPLE_RATE} Hz, 24-bit WAV ({tracks - tracks // 4} mono, "
-        f"{tracks // 4} stereo), mixer `rules`.",
+        (f"{tracks} stems × {seconds:g} s at {SAMPLE_RATE} Hz, 24-bit WAV ({tracks - tracks // 4} mono, "
+        f"{tracks // 4} stereo), mixer `rules`. Wall seconds on a shared machine are an upper bound; "
+        "CPU seconds (user + system, all threads) are the cost."),
         "",
-        "| what | seconds | × real time | vs I/O floor | peak RSS (GiB) |",
-        "|---|---:|---:|---:|---:|",
-        f"| I/O floor: read every stem, sum, write (soundfile, blockwise) | {floor['seconds']:.2f} | "
-        f"{_x(seconds, floor['seconds'])} | 1.0× | {floor['peak_rss_gib']:.2f} |",
-        f"| `engine.mix` (load, analyse, predict, render, finalize, write) | {mix['seconds']:.2f} | "
-        f"{_x(seconds, mix['seconds'])} | {ratio:.1f}× | {mix['peak_rss_gib']:.2f} |",
-        f"| `python -m automix mix` wall clock (incl. start-up, imports) | {cli['seconds']:.2f} | "
-        f"{_x(seconds, cli['seconds'])} | {cli['seconds'] / floor['seconds']:.1f}× | {cli['peak_rss_gib']:.2f} |",
-        f"| imports only (RSS floor of a child) | – | – | – | {imports['peak_rss_gib']:.2f} |",
+        "| what | wall s | × real time | wall vs I/O floor | CPU s | CPU vs I/O floor | peak RSS (GiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        row("I/O floor: read every stem, sum, write (soundfile, blockwise)", floor),
+        row("`engine.mix` (load, analyse, predict, render, finalize, write)", mix),
+        row("`python -m automix mix` (incl. interpreter start-up and imports)", cli),
+        f"| imports only (RSS floor of every child) | – | – | – | – | – | {imports['peak_rss_gib']:.2f} |",
         "",
-        "Stages of `engine.mix`: " + ", ".join(f"{k} {v:.2f} s" for k, v in mix["stages"].items()) + ".",
+        "Stages of `engine.mix` (wall): " + ", ".join(f"{k} {v:.2f} s" for k, v in mix["stages"].items()) + ".",
         "",
-        f"Targets: ≥ 30× real time (aim 50×) and within 4× of the I/O floor. "
-        f"Measured: **{_x(seconds, mix['seconds'])}** real time, **{ratio:.1f}×** the I/O floor.",
+        (f"Targets: ≥ 30× real time (aim 50×) and within 4× of the I/O floor. Measured: "
+        f"**{_x(seconds, mix['seconds'])}** real time (wall), **{mix['seconds'] / floor['seconds']:.1f}×** the I/O "
+        f"floor in wall time and **{mix['cpu_s'] / floor['cpu_s']:.1f}×** in CPU time."),
     ])
     return table, {"mix": mix}
 
 
-def bench_style(tmp: Path, stems: Path, seconds: float, mix_seconds: float, refine_steps: int) -> str:
+def bench_style(tmp: Path, stems: Path, seconds: float, mix: dict, refine_steps: int) -> str:
     from automix.models.registry import available_models  # cheap: lists checkpoint files
 
     model = "mst-small" if "mst-small" in available_models() else "rules"
@@ -291,21 +303,23 @@ def bench_style(tmp: Path, stems: Path, seconds: float, mix_seconds: float, refi
                                 "model": model, "refine": 0})
     refined = run_child("style", {"dir": str(stems), "ref": str(ref), "out": str(tmp / "style1.wav"),
                                   "model": model, "refine": refine_steps})
-    per_step = refined["refine"].get("seconds_per_step", float("nan"))
+
+    def row(what: str, r: dict) -> str:
+        return (f"| {what} | {r['seconds']:.2f} | {_x(seconds, r['seconds'])} | {r['seconds'] / mix['seconds']:.1f}× "
+                f"| {r['cpu_s']:.1f} | {r['cpu_s'] / mix['cpu_s']:.1f}× | {r.get('peak_rss_gib', float('nan')):.2f} |")
+
+    info = refined["refine"]
     return "\n".join([
-        f"Same stems; one 30 s stereo reference; model `{model}`.{note}",
+        f"Same stems; one 30 s stereo reference (24-bit WAV); model `{model}`.{note}",
         "",
-        "| what | seconds | × real time | vs plain mix | peak RSS (GiB) |",
-        "|---|---:|---:|---:|---:|",
-        f"| `mix` (from the table above) | {mix_seconds:.2f} | {_x(seconds, mix_seconds)} | 1.0× | – |",
-        f"| `style-transfer` (no refine) | {plain['seconds']:.2f} | {_x(seconds, plain['seconds'])} | "
-        f"{plain['seconds'] / mix_seconds:.1f}× | {plain['peak_rss_gib']:.2f} |",
-        f"| `style-transfer --refine {refine_steps}` | {refined['seconds']:.2f} | "
-        f"{_x(seconds, refined['seconds'])} | {refined['seconds'] / mix_seconds:.1f}× | "
-        f"{refined['peak_rss_gib']:.2f} |",
+        "| what | wall s | × real time | wall vs mix | CPU s | CPU vs mix | peak RSS (GiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        row("`mix` (the table above)", mix),
+        row("`style-transfer` (no refine)", plain),
+        row(f"`style-transfer --refine {refine_steps}`", refined),
         "",
-        f"Refinement: {per_step:.2f} s per step; AF loss {refined['refine'].get('af_before', float('nan')):.4f} → "
-        f"{refined['refine'].get('af_after', float('nan')):.4f}.",
+        (f"Refinement: {info.get('seconds_per_step', float('nan')):.2f} s per step (wall); AF loss "
+        f"{info.get('af_before', float('nan')):.4f} → {info.get('af_after', float('nan')):.4f}."),
     ])
 
 
@@ -313,55 +327,55 @@ def bench_train() -> str:
     configs = [p for p in sorted((ROOT / "configs").glob("*.yaml")) if p.stem != "smoke"]
     if not configs:
         return "No training configs in `configs/`: skipped."
-    lines = ["One AdamW step on a random batch of each config's shape (median of 2 after a warm-up step), "
-             "with the config's thread count.", "",
-             "| config | model params | batch × tracks × input | loss terms | threads | s / step | "
-             "audio s / s | peak RSS (GiB) |",
-             "|---|---:|---|---|---:|---:|---:|---:|"]
+    lines = [("One AdamW step (forward, differentiable console where the loss needs audio, loss, backward) on a "
+             "random batch of each config's shape, median of 2 after a warm-up step, with the config's "
+             "thread count. Audio s / CPU s: seconds of multitrack input (batch × excerpt) per CPU second."), "",
+             ("| config | model params | batch × tracks × input | loss terms | threads | wall s / step | "
+             "CPU s / step | audio s / CPU s | peak RSS (GiB) |"),
+             "|---|---:|---|---|---:|---:|---:|---:|---:|"]
     for path in configs:
         try:
             r = run_child("train", {"config": str(path)})
         except RuntimeError as e:
-            lines.append(f"| {path.stem} | failed: {str(e).splitlines()[-1][:80]} | | | | | | |")
+            lines.append(f"| {path.stem} | failed: {str(e).splitlines()[-1][:80]} | | | | | | | |")
             continue
         audio_s = r["batch"] * r["input_s"]
         lines.append(f"| {path.stem} | {r['params'] / 1e6:.2f} M | {r['batch']} × {r['tracks']} × "
-                     f"{r['input_s']:.3g} s @ {r['rate'] // 1000} kHz | {', '.join(r['terms'])} | {r['threads']} | "
-                     f"{r['seconds']:.2f} | {audio_s / r['seconds']:.1f} | {r['peak_rss_gib']:.2f} |")
+                     f"{r['input_s']:.3g} s @ {r['rate'] / 1000:g} kHz | {', '.join(r['terms'])} | {r['threads']} | "
+                     f"{r['seconds']:.2f} | {r['cpu_s']:.2f} | {audio_s / r['cpu_s']:.1f} | {r['peak_rss_gib']:.2f} |")
     return "\n".join(lines)
 
 
 def bench_memory(tmp: Path, stems_all: Path, seconds: float, counts: list[int], minutes: list[float],
-                 length_tracks: int) -> str:
-    rows, xs, ys = [], [], []
+                 length_tracks: int, known: dict[int, dict]) -> str:
+    """Peak RSS vs stem count and song length; ``known`` holds runs already made (by stem count)."""
+    points = []  # (label, channel-minutes, song minutes, result)
     for count in counts:
         folder = subset(tmp / f"count{count}", stems_all, count)
-        r = run_child("mix", {"dir": str(folder), "out": str(tmp / f"mem{count}.wav")})
-        cm = channel_minutes(folder)
-        rows.append((f"{count} stems × {seconds / 60:.3g} min", cm, r))
-        xs.append(cm)
-        ys.append(r["peak_rss_gib"])
+        r = known.get(count) or run_child("mix", {"dir": str(folder), "out": str(tmp / f"mem{count}.wav")})
+        points.append((f"{count} stems × {seconds / 60:.3g} min", channel_minutes(folder), seconds / 60, r))
     for m in minutes:
         folder = write_stems(tmp / f"len{m:g}", length_tracks, m * 60.0, all_mono=True)
         r = run_child("mix", {"dir": str(folder), "out": str(tmp / f"len{m:g}.wav")})
-        cm = channel_minutes(folder)
-        rows.append((f"{length_tracks} mono stems × {m:g} min", cm, r))
-        xs.append(cm)
-        ys.append(r["peak_rss_gib"])
+        points.append((f"{length_tracks} mono stems × {m:g} min", channel_minutes(folder), m, r))
         shutil.rmtree(folder)  # an hour of stems is gigabytes of disk
-    slope, intercept = np.polyfit(np.array(xs), np.array(ys), 1)
-    target_cm = 32 * 60.0
-    predicted = intercept + slope * target_cm
-    lines = ["Peak RSS of `engine.mix` (child process, `ru_maxrss`), stems as 24-bit WAV.", "",
-             "| input | channel-minutes | seconds | × real time | peak RSS (GiB) | MiB per channel-minute |",
+        (tmp / f"len{m:g}.wav").unlink(missing_ok=True)
+    # RSS = a + b · (input channel-minutes) + c · (song minutes): the stems scale with the first,
+    # the stereo mix and its copies with the second.
+    design = np.array([[1.0, cm, sm] for _, cm, sm, _ in points])
+    rss = np.array([r["peak_rss_gib"] for *_, r in points])
+    (a, b, c), *_ = np.linalg.lstsq(design, rss, rcond=None)
+    predicted = a + b * 32 * 60 + c * 60
+    lines = ["Peak RSS of `engine.mix` with `rules` (child process, `ru_maxrss`), stems as 24-bit WAV.", "",
+             "| input | input channel-minutes | wall s | CPU s | × real time | peak RSS (GiB) |",
              "|---|---:|---:|---:|---:|---:|"]
-    for label, cm, r in rows:
-        lines.append(f"| {label} | {cm:.0f} | {r['seconds']:.1f} | {_x(r['duration_s'], r['seconds'])} | "
-                     f"{r['peak_rss_gib']:.2f} | {r['peak_rss_gib'] * 1024 / cm:.1f} |")
-    grows = "grows linearly with song length × stems" if slope * 1024 > 5 else "does not grow with song length"
-    lines += ["", f"Least-squares fit: peak RSS ≈ {intercept:.2f} GiB + {slope * 1024:.1f} MiB × channel-minutes: "
-              f"memory {grows}. Extrapolated to 32 mono stems × 60 min (1920 channel-minutes): "
-              f"**{predicted:.1f} GiB** (target: ≤ 2 GiB)."]
+    for label, cm, _, r in points:
+        lines.append(f"| {label} | {cm:.3g} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | "
+                     f"{_x(r['duration_s'], r['seconds'])} | {r['peak_rss_gib']:.2f} |")
+    lines += ["", (f"Least-squares fit: peak RSS ≈ {a:.2f} GiB + {b * 1024:.1f} MiB × input channel-minutes + "
+              f"{c * 1024:.1f} MiB × song minutes (a mono 44.1 kHz float32 minute is 10.1 MiB). "
+              f"Memory {'grows' if b * 1024 > 5 or c * 1024 > 5 else 'does not grow'} with song length. "
+              f"Extrapolated to 32 mono stems × 60 min: **{predicted:.1f} GiB** (target: ≤ 2 GiB).")]
     return "\n".join(lines)
 
 
@@ -376,7 +390,7 @@ def main() -> None:
     parser.add_argument("--refine", type=int, default=None, help="refine steps (default: the CLI default)")
     parser.add_argument("--minutes", default="3,15,60", help="song lengths of the memory series")
     parser.add_argument("--counts", default="8,16,32", help="stem counts of the memory series")
-    parser.add_argument("--length-tracks", type=int, default=4, help="mono stems in the length series")
+    parser.add_argument("--length-tracks", type=int, default=2, help="mono stems in the length series")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-style", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
@@ -413,16 +427,18 @@ def main() -> None:
         started = time.perf_counter()
         stems_all = write_stems(tmp / "stems_all", max([args.tracks, *counts]), args.seconds)
         stems = subset(tmp / "stems", stems_all, args.tracks)
-        table, info = bench_end_to_end(tmp, stems, args.tracks, args.seconds)
+        table, info = bench_end_to_end(stems, tmp, args.tracks, args.seconds)
         sections["Mix (end to end)"] = table
         if not args.skip_style:
-            sections["Style transfer"] = bench_style(tmp, stems, args.seconds, info["mix"]["seconds"], args.refine)
+            sections["Style transfer"] = bench_style(tmp, stems, args.seconds, info["mix"], args.refine)
         if not args.skip_train:
             sections["Training step"] = bench_train()
         if not args.skip_memory:
-            sections["Memory"] = bench_memory(tmp, stems_all, args.seconds, counts, minutes, args.length_tracks)
-        footer = (f"\n\nCommand: {command}. Load average at start {load:.1f} "
-                  f"({os.cpu_count()} cores; the machine is shared), {time.perf_counter() - started:.0f} s in all.")
+            sections["Memory"] = bench_memory(tmp, stems_all, args.seconds, counts, minutes, args.length_tracks,
+                                              {args.tracks: info["mix"]})
+        footer = (f"\n\nCommand: {command}; {datetime.date.today().isoformat()}; load average "
+                  f"{load:.1f} at the start ({os.cpu_count()} cores, shared with other jobs); "
+                  f"{time.perf_counter() - started:.0f} s for the whole script.")
         for title in sections:
             sections[title] += footer
     finally:

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/run_all.py [--only bench_mix] [--quick] [--timeout 900]
+    .venv/bin/python benchmarks/run_all.py [--only bench_mix] [--quick] [--timeout 2400]
 
 Each ``benchmarks/bench_*.py`` runs in its own subprocess (its arguments below) and writes its
 own ``## …`` sections of ``docs/benchmarks.md``; this script writes the ``## Machine`` section
@@ -54,17 +54,27 @@ def replace_section(path: Path, title: str, body: str, *, first: bool = False) -
     path.parent.mkdir(parents=True, exist_ok=True)
     text = path.read_text(encoding="utf-8") if path.exists() else f"{TITLE}\n\n{INTRO}\n"
     section = f"## {title}\n\n{body.rstrip()}\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
-    elif first and re.search(r"^## ", text, re.M):
-        start = re.search(r"^## ", text, re.M).start()
+    elif first and re.search(r"^## ", text, re.MULTILINE):
+        start = re.search(r"^## ", text, re.MULTILINE).start()
         text = text[:start] + section + "\n" + text[start:]
     else:
         text = text.rstrip() + "\n\n" + section
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text.rstrip() + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _ensure_intro(path: Path) -> None:
+    """The title and intro paragraph at the top of ``path`` (sections written by others are kept)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if INTRO in text:
+        return
+    rest = text.split("\n", 1)[1] if text.startswith(TITLE) else text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{TITLE}\n\n{INTRO}\n\n{rest.strip()}\n", encoding="utf-8")
 
 
 def machine() -> dict[str, str]:
@@ -84,9 +94,9 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     versions = subprocess.run(
-        [sys.executable, "-c", "import numpy, scipy, torch, soundfile; "
+        [sys.executable, "-c", ("import numpy, scipy, torch, soundfile; "
          "print(f'numpy {numpy.__version__}, scipy {scipy.__version__}, torch {torch.__version__}, "
-         "soundfile {soundfile.__version__}')"],
+         "soundfile {soundfile.__version__}')")],
         capture_output=True, text=True, check=False).stdout.strip()
     return {"cpu": model, "cores": str(os.cpu_count()), "ram": ram,
             "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
@@ -109,9 +119,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", action="append", help="run only this benchmark (repeatable), e.g. bench_mix")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, docs untouched (development)")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per benchmark before it is stopped")
+    parser.add_argument("--timeout", type=float, default=2400.0, help="seconds per benchmark before it is stopped")
     args = parser.parse_args()
 
+    if not args.quick:
+        _ensure_intro(DOC)
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # idle OpenMP threads would spin on a shared machine
     runs = []
     started_all = time.perf_counter()
@@ -132,11 +144,11 @@ def main() -> None:
     lines = [
         f"- CPU: {info['cpu']}, {info['cores']} cores; RAM {info['ram']}; {info['os']}",
         f"- Python {info['python']}; {info['libraries']}",
-        f"- Last `run_all.py` run: {datetime.datetime.now().isoformat(timespec='minutes')}, "
+        (f"- Last `run_all.py` run: {datetime.datetime.now().isoformat(timespec='minutes')}, "
         f"{time.perf_counter() - started_all:.0f} s in all"
         f"{' (only ' + ', '.join(args.only) + ')' if args.only else ''}; "
         f"load average {os.getloadavg()[0]:.1f} at the end (the machine is shared with other jobs, "
-        "so absolute times vary between runs; ratios within one run are the robust numbers).",
+        "so absolute times vary between runs; ratios within one run are the robust numbers)."),
         "- Every child process runs with `OMP_WAIT_POLICY=PASSIVE`.",
         "",
         "| command | wall time | status |",

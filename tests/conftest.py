@@ -6,6 +6,11 @@ small five-stem song (kick, bass, pad, lead vocal, hats) with mixed rates and ch
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads: idle OpenMP threads spin on a busy 2-core machine and slow small ops 2-50x.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from pathlib import Path
 from types import SimpleNamespace
 

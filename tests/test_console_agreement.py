@@ -14,6 +14,7 @@ from automix.console.render import render_console
 from automix.console.schema import FX, MASTER, TRACK
 from automix.console.settings import MixSettings
 from automix.console.torch_console import mix_console
+from automix.errors import AutomixError
 
 SR = 22050
 N = SR  # one second
@@ -85,7 +86,7 @@ def test_torch_console_matches_renderer(dynamics: bool, max_error_db: float) -> 
     torch_mixes = _torch_mixes(signals, all_settings)
     errors = []
     for settings, torch_mix in zip(all_settings, torch_mixes):
-        rendered = render_console(signals, SR, settings, block_size=4096, workers=2)
+        rendered = render_console(signals, SR, settings, block_size=4096, workers=1)  # pool tested below
         assert rendered.shape == (2, N) and rendered.dtype == np.float32
         errors.append(_error_db(rendered, torch_mix))
     worst = max(errors)
@@ -132,3 +133,14 @@ def test_padding_tracks_contribute_nothing() -> None:
         silent = mix_console(stems, is_stereo, *args)
     assert torch.allclose(masked, silent, atol=1e-6)
     assert float(masked.abs().max()) > 0.01
+
+
+def test_renderer_rejects_inconsistent_stems() -> None:
+    signals = _signals()
+    settings = MixSettings.neutral([f"t{i}" for i in range(len(signals))])
+    with pytest.raises(AutomixError, match="3 stems but the settings have 4 tracks"):
+        render_console(signals[:3], SR, settings)
+    with pytest.raises(AutomixError, match="has 100 samples"):
+        render_console([*signals[:3], signals[3][:, :100]], SR, settings)
+    with pytest.raises(AutomixError, match="1 or 2 channels"):
+        render_console([*signals[:3], np.zeros((3, N), np.float32)], SR, settings)

@@ -152,6 +152,42 @@ def _ballistics_block(target, attack_c, release_c, state, out_gain):
     state[1] = g
 
 
+@numba.njit(nogil=True, cache=True)
+def _ballistics_mix(target, attack_c, release_c, state, x, matrix, out):
+    """Ballistics fused with applying the gain and a static ``(2, C)`` channel matrix.
+
+    ``out[o] = Σ_c matrix[o, c] · g · x[c]`` with ``g`` the attack/release-smoothed ``target``
+    (same recursion as :func:`_ballistics_block`); saves two passes over the block.
+    """
+    g = state[1]
+    mono = matrix.shape[1] == 1
+    m00, m10 = matrix[0, 0], matrix[1, 0]
+    m01 = 0.0 if mono else matrix[0, 1]
+    m11 = 0.0 if mono else matrix[1, 1]
+    x1 = x[0] if mono else x[1]
+    for i in range(target.shape[0]):
+        coeff = attack_c if target[i] < g else release_c
+        g = g * (1.0 - coeff) + coeff * target[i]
+        a, b = g * x[0, i], g * x1[i]
+        out[0, i] = m00 * a + m01 * b
+        out[1, i] = m10 * a + m11 * b
+    state[1] = g
+
+
+@numba.njit(nogil=True, cache=True)
+def _mix(x, matrix, out):
+    """``out = matrix @ x`` for a ``(C, n)`` block and a ``(2, C)`` matrix (no compression)."""
+    mono = matrix.shape[1] == 1
+    m00, m10 = matrix[0, 0], matrix[1, 0]
+    m01 = 0.0 if mono else matrix[0, 1]
+    m11 = 0.0 if mono else matrix[1, 1]
+    x1 = x[0] if mono else x[1]
+    for i in range(x.shape[1]):
+        a, b = x[0, i], x1[i]
+        out[0, i] = m00 * a + m01 * b
+        out[1, i] = m10 * a + m11 * b
+
+
 class BlockCompressor:
     """Stateful compressor for the block renderer (float64, state carried across blocks).
 
@@ -175,8 +211,8 @@ class BlockCompressor:
         """Ratio 1 never reduces gain: the block kernel can be skipped (make-up still applies)."""
         return self.ratio != 1.0
 
-    def gain(self, x: np.ndarray) -> np.ndarray:
-        """Gain ``(n,)`` for a ``(C, n)`` float64 block, make-up excluded; advances the state.
+    def _target(self, x: np.ndarray) -> np.ndarray:
+        """Static-curve gain ``(n,)`` before ballistics; advances the detector state.
 
         The recursions and the static curve run in numba (nogil); the logarithm and the
         exponential between them are vectorised NumPy, several times faster than scalar libm calls.
@@ -188,7 +224,24 @@ class BlockCompressor:
         gr_db = np.empty_like(level_db)
         _static_curve_block(level_db, self.threshold_db, self.ratio, self.knee_db, gr_db)
         gr_db *= math.log(10.0) / 20.0
-        target = np.exp(gr_db, out=gr_db)
+        return np.exp(gr_db, out=gr_db)
+
+    def gain(self, x: np.ndarray) -> np.ndarray:
+        """Gain ``(n,)`` for a ``(C, n)`` float64 block, make-up excluded; advances the state."""
+        target = self._target(x)
         gain = np.empty_like(target)
         _ballistics_block(target, self.attack_c, self.release_c, self.state, gain)
         return gain
+
+    def apply(self, x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Compress a ``(C, n)`` float64 block and map it through ``matrix`` ``(2, C)`` → ``(2, n)``.
+
+        ``matrix`` carries every static gain after the compressor (make-up, fader, pan); the
+        caller includes ``self.makeup`` in it.
+        """
+        out = np.empty((matrix.shape[0], x.shape[1]))
+        if self.active:
+            _ballistics_mix(self._target(x), self.attack_c, self.release_c, self.state, x, matrix, out)
+        else:
+            _mix(x, matrix, out)
+        return out

@@ -77,13 +77,14 @@ class _Strip:
         settings = {k: float(params[group.index(f"compressor.{k}")]) for k in COMPRESSOR_PARAMS}
         self.compressor = BlockCompressor(settings, sample_rate)
 
-    def process(self, x: np.ndarray, gain: float = 1.0) -> np.ndarray:
-        """``(C, n)`` → ``gain ·`` input, EQ'd and compressed, float64 (make-up gain not applied)."""
+    def process(self, x: np.ndarray, gain: float, matrix: np.ndarray) -> np.ndarray:
+        """``(C, n)`` → ``matrix @ compress(EQ(gain · x))`` as float64 ``(2, n)``.
+
+        ``matrix`` ``(2, C)`` holds the static gains after the compressor (make-up included).
+        """
         y = np.empty(x.shape, dtype=np.float64)
         _gain_and_sos(x, gain, self.sos, self.zi, y)
-        if self.compressor.active:
-            y *= self.compressor.gain(y)
-        return y
+        return self.compressor.apply(y, matrix)
 
 
 class _Track:
@@ -100,10 +101,7 @@ class _Track:
         self.send = float(send_gain(float(params[TRACK.index("send.reverb_db")])))
 
     def process(self, start: int, stop: int) -> np.ndarray:
-        x = self.strip.process(self.stem[:, start:stop], self.trim)
-        if x.shape[0] == 1:
-            return self.matrix * x  # (2, 1) · (1, n)
-        return self.matrix @ x
+        return self.strip.process(self.stem[:, start:stop], self.trim, self.matrix)
 
 
 class _PartitionedConvolver:
@@ -192,6 +190,7 @@ def render_console(
     tracks = [_Track(s, settings.track[i], sample_rate) for i, s in enumerate(stems)]
     master = _Strip(settings.master, MASTER, 2, sample_rate)
     master_gain = master.compressor.makeup * float(db_to_amplitude(float(settings.master[MASTER.index("gain_db")])))
+    master_matrix = np.eye(2) * master_gain
     return_amp = float(send_gain(float(settings.fx[FX.index("reverb.return_db")])))
     reverb = None
     if return_amp != 0.0 and any(t.send != 0.0 for t in tracks):
@@ -225,7 +224,7 @@ def render_console(
                     track_out[i][:, start:stop] = out
             if reverb is not None:
                 bus += reverb.process(send)
-            mix[:, start:stop] = master.process(bus) * master_gain
+            mix[:, start:stop] = master.process(bus, 1.0, master_matrix)
             if progress is not None:
                 progress(stop / n)
     finally:

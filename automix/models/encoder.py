@@ -36,14 +36,17 @@ class LogMel(nn.Module):
         self.register_buffer("filterbank", fb, persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def power(self, audio: torch.Tensor) -> torch.Tensor:
+        """Mel power frames ``(..., n_mels, frames)`` (linear)."""
         lead = audio.shape[:-1]
         x = audio.reshape(-1, audio.shape[-1])
         spec = torch.stft(x, self.n_fft, self.hop_samples, window=self.window, center=True, return_complex=True)
         power = spec.real.square() + spec.imag.square()  # (batch, bins, frames)
         mel = torch.einsum("bkt,km->bmt", power, self.filterbank)
-        logmel = 10.0 * torch.log10(mel + _EPS) / 10.0
-        return logmel.reshape(*lead, logmel.shape[-2], logmel.shape[-1])
+        return mel.reshape(*lead, mel.shape[-2], mel.shape[-1])
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.log10(self.power(audio) + _EPS)  # = dB / 10
 
 
 class SpectrogramEncoder(nn.Module):
@@ -109,6 +112,33 @@ class TrackEncoder(nn.Module):
         emb = self.encoder(mid.reshape(b * t, n)).reshape(b, t, -1)
         extra = torch.stack([stereo[..., 0], side_db.clamp(-8.0, 2.0) * stereo[..., 0]], dim=-1)
         return emb + self.stereo(extra)
+
+
+def balance_estimate_db(track_power: torch.Tensor, mix_power: torch.Tensor, track_mask: torch.Tensor,
+                        iterations: int = 100) -> torch.Tensor:
+    """Per-track power gains (dB) that best explain a mix's average spectrum.
+
+    Solves ``mix ≈ Σ_i g_i · track_i`` over mel bands with ``g ≥ 0``, each band's error
+    relative to the mix's power there (so quiet high bands count as much as loud lows), by
+    Lee–Seung multiplicative updates (monotone, keeps ``g`` non-negative). Tracks and mix are
+    different excerpts of one song, so this is a rough prior the network refines, not an answer.
+
+    Args:
+        track_power: ``(B, T, M)`` time-averaged mel power of each track (both channels summed).
+        mix_power: ``(B, M)`` the same for the mix.
+        track_mask: ``(B, T)`` bool; padding tracks get −40 dB.
+
+    Returns:
+        ``(B, T)`` gains in dB, clipped to [−40, 20].
+    """
+    x = track_power / (mix_power[:, None, :] + _EPS) * track_mask[..., None].to(track_power.dtype)
+    gram = x @ x.transpose(1, 2)  # (B, T, T)
+    target = x.sum(-1)  # X · 1
+    g = torch.ones_like(target)
+    for _ in range(iterations):
+        g = g * target / ((gram @ g[..., None])[..., 0] + 1e-12)
+    db = 10.0 * torch.log10(g + 1e-4)
+    return torch.where(track_mask, db, torch.full_like(db, -40.0)).clamp(-40.0, 20.0)
 
 
 class ReferenceEncoder(nn.Module):

@@ -17,7 +17,7 @@ from torch import nn
 
 from automix.console.schema import FX, MASTER, TRACK
 from automix.models.base import ControllerOutput, head
-from automix.models.encoder import ReferenceEncoder, TrackEncoder
+from automix.models.encoder import ReferenceEncoder, TrackEncoder, balance_estimate_db
 
 
 @dataclass
@@ -56,7 +56,9 @@ class MST(nn.Module):
         )
         self.transformer = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
-        self.track_head = head(d, config.hidden_dim, TRACK, config.dropout)
+        # Balance prior (see balance_estimate_db) and whether a reference is present.
+        self.balance_hint = nn.Linear(2, d)
+        self.track_head = head(d + 2, config.hidden_dim, TRACK, config.dropout)
         self.fx_head = head(d, config.hidden_dim, FX, config.dropout)
         self.master_head = head(d, config.hidden_dim, MASTER, config.dropout)
 
@@ -69,17 +71,23 @@ class MST(nn.Module):
     ) -> ControllerOutput:
         """Args: stems ``(B, T, 2, N)``, is_stereo/track_mask ``(B, T)``, reference ``(B, 2, M)`` or None,
         all audio at ``config.sample_rate_hz``."""
-        b, _t = stems.shape[:2]
-        tracks = self.track_encoder(stems, is_stereo) + self.track_type
+        b, t = stems.shape[:2]
         if reference is None:
             ref = self.no_reference.expand(b, -1, -1)
+            hint = torch.zeros(b, t, 2, dtype=stems.dtype, device=stems.device)
         else:
             ref = self.reference_encoder(reference)
+            with torch.no_grad():
+                mel = self.track_encoder.encoder.logmel
+                track_power = mel.power(stems).sum(2).mean(-1)  # (b, t, M): both channels, time average
+                mix_power = mel.power(reference).sum(1).mean(-1)
+                estimate_db = balance_estimate_db(track_power, mix_power, track_mask.bool())
+            hint = torch.stack([estimate_db / 10.0, torch.ones_like(estimate_db)], dim=-1)
+        tracks = self.track_encoder(stems, is_stereo) + self.track_type + self.balance_hint(hint)
         tokens = torch.cat([self.queries.expand(b, -1, -1), ref, tracks], dim=1)
         fixed = torch.zeros(b, 2 + ref.shape[1], dtype=torch.bool, device=stems.device)
         padding = torch.cat([fixed, ~track_mask.bool()], dim=1)  # True = ignore
         out = self.norm(self.transformer(tokens, src_key_padding_mask=padding))
         n_fixed = fixed.shape[1]
-        return ControllerOutput(
-            self.track_head(out[:, n_fixed:]), self.fx_head(out[:, 1]), self.master_head(out[:, 0])
-        )
+        track_in = torch.cat([out[:, n_fixed:], hint], dim=-1)
+        return ControllerOutput(self.track_head(track_in), self.fx_head(out[:, 1]), self.master_head(out[:, 0]))

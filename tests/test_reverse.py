@@ -1,0 +1,93 @@
+"""Reverse engineering a mix: alignment, refusal of unrelated mixes, a 3-stem fit with known settings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from automix.console.loudness import integrated_lufs
+from automix.console.render import render_console
+from automix.console.schema import FINALIZE, TRACK
+from automix.console.settings import MixSettings, load_params
+from automix.errors import AutomixError, OutputExistsError
+from automix.reverse import align_mix, render_fit, residual_db, reverse
+
+SR = 22050  # half the console's cost of 44.1 kHz; EQ frequencies are clamped below 0.45·fs
+
+
+@pytest.fixture
+def three_stems(synth):
+    return {"kick.wav": synth.kick(2.0, SR), "lead.wav": synth.lead(2.0, SR), "pad.wav": synth.pad(2.0, SR)}
+
+
+def _known_mix(stems: dict[str, np.ndarray]) -> MixSettings:
+    """Random faders and pans, a narrowed stereo pad and a boosted band on the lead."""
+    rng = np.random.default_rng(7)
+    names = sorted(stems)
+    settings = MixSettings.neutral(names)
+    settings.track[:, TRACK.index("gain_db")] = rng.uniform(-9.0, 3.0, len(names))
+    settings.track[:, TRACK.index("pan")] = rng.uniform(-0.7, 0.7, len(names))
+    settings.set("pad.wav", "width", 0.6)
+    settings.set("lead.wav", "eq.band_2.gain_db", 4.0)
+    settings.set("lead.wav", "eq.band_2.freq_hz", 1000.0)
+    return settings
+
+
+def test_three_stem_mix_is_recovered(three_stems, tmp_path, synth):
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    for name, audio in three_stems.items():
+        synth.write(folder / name, audio, SR)
+    truth = _known_mix(three_stems)
+    names = truth.track_names
+    mixed = render_console([three_stems[n] for n in names], SR, truth)
+    lag = 220  # the bounce starts 10 ms late
+    mix_file = synth.write(tmp_path / "mix.wav", np.concatenate([np.zeros((2, lag), np.float32), mixed], 1), SR)
+
+    out = tmp_path / "fit.json"
+    result = reverse(folder, mix_file, out, steps=12, windows=1, window_s=1.0)
+    assert result.lag_samples == lag and result.correlation > 0.9
+    gain, pan = TRACK.index("gain_db"), TRACK.index("pan")
+    fitted = load_params(out)  # a valid mix.json
+    gain_error_db = np.abs(fitted.track[:, gain] - truth.track[:, gain])
+    pan_error = np.abs(fitted.track[:, pan] - truth.track[:, pan])
+    assert np.median(gain_error_db) <= 0.5, gain_error_db
+    assert np.median(pan_error) <= 0.05, pan_error
+    assert result.residual_db <= -20.0 and result.residual_db < result.residual_db_initial
+    assert result.loss_after < result.loss_before
+
+    # Re-rendering the JSON (what `automix render` does) reproduces the target's level and waveform.
+    assert abs(fitted.finalize[FINALIZE.index("target_lufs")] - integrated_lufs(mixed, SR)) < 0.01
+    rendered = render_fit([three_stems[n] for n in names], fitted, SR)
+    assert abs(integrated_lufs(rendered, SR) - integrated_lufs(mixed, SR)) < 0.2
+    assert residual_db(rendered, mixed) == pytest.approx(result.residual_db, abs=1e-6)
+    data = result.to_json()
+    assert [t["name"] for t in data["tracks"]] == names and json.dumps(data)
+    assert "residual" in result.report() and "kick.wav" in result.report()
+
+    with pytest.raises(OutputExistsError):
+        reverse(folder, mix_file, out, steps=0)
+
+
+def test_alignment_finds_an_early_mix(three_stems):
+    stems = list(three_stems.values())
+    mixed = render_console(stems, SR, MixSettings.neutral(list(three_stems)))
+    aligned, alignment = align_mix(stems, mixed[:, 300:], SR)  # the mix lost its first 300 samples
+    assert alignment.lag_samples == -300 and alignment.correlation > 0.95  # the 10 Hz DC blocker is not a pure gain
+    np.testing.assert_array_equal(aligned[:, :300], 0)
+    np.testing.assert_allclose(aligned[:, 300:], mixed[:, 300:])
+
+
+def test_an_unrelated_mix_is_refused(three_stems, tmp_path, synth):
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    for name, audio in three_stems.items():
+        synth.write(folder / name, audio, SR)
+    other = np.concatenate([synth.bass(2.0, SR), synth.hats(2.0, SR, seed=9)])  # another song's sounds
+    mix_file = synth.write(tmp_path / "other.wav", other, SR)
+    with pytest.raises(AutomixError, match="does not look like a mix of these stems") as info:
+        reverse(folder, mix_file, tmp_path / "fit.json", steps=0)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "fit.json").exists()
