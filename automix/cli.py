@@ -180,8 +180,7 @@ def mix(
 @handles_errors
 def render(
     stems_dir: StemsDir,
-    params: Annotated[Path, typer.Option("--params", "-p", help="Settings to render (a mix.json).",
-                                         show_default=False)],
+    params: Annotated[Path, typer.Argument(help="Settings to render (a mix.json).", show_default=False)],
     out: Out,
     target_lufs: Annotated[float | None, typer.Option("--target-lufs", help="Override the JSON's target.")] = None,
     ceiling: Annotated[float | None, typer.Option("--ceiling", help="Override the JSON's ceiling (dBTP).")] = None,
@@ -230,6 +229,8 @@ _register_subcommands()
 
 def main() -> None:
     """Console-script entry point (``automix``)."""
+    # Set before torch loads: idle OpenMP threads spin and slow small ops on a busy machine.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if os.environ.get("AUTOMIX_DEBUG") == "1":
         _debug["on"] = True
     app()

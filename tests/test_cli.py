@@ -142,27 +142,27 @@ def test_models_lists_builtins():
 
 def test_render_round_trip_is_bit_identical(mixed, tmp_path):
     stems, mix_wav, mix_json = mixed
-    data = summary(run("render", stems, "--params", mix_json, "-o", tmp_path / "again.wav", "--json"))
+    data = summary(run("render", stems, mix_json, "-o", tmp_path / "again.wav", "--json"))
     assert data["params"] is None and data["mixer"] == "rules"
     assert (tmp_path / "again.wav").read_bytes() == mix_wav.read_bytes()
 
 
 def test_render_flags(mixed, tmp_path):
     stems, _, mix_json = mixed
-    data = summary(run("render", stems, "-p", mix_json, "-o", tmp_path / "loud.wav", "--target-lufs", "-10",
+    data = summary(run("render", stems, mix_json, "-o", tmp_path / "loud.wav", "--target-lufs", "-10",
                        "--ceiling", "-0.5", "--stems-out", tmp_path / "st", "--sample-rate", "48000",
                        "--bit-depth", "32f", "--json", "-q"))
     assert abs(data["loudness_lufs"] + 10.0) <= 0.5 and data["true_peak_dbtp"] <= -0.5
     assert data["sample_rate"] == 48000 and len(list((tmp_path / "st").iterdir())) == 5
     assert sf.info(str(tmp_path / "loud.wav")).subtype == "FLOAT"
-    assert_user_error(run("render", stems, "-p", mix_json, "-o", tmp_path / "loud.wav"), "exists")
-    assert run("render", stems, "-p", mix_json, "-o", tmp_path / "loud.wav", "--force", "-q").exit_code == 0
+    assert_user_error(run("render", stems, mix_json, "-o", tmp_path / "loud.wav"), "exists")
+    assert run("render", stems, mix_json, "-o", tmp_path / "loud.wav", "--force", "-q").exit_code == 0
 
 
 def test_render_mismatched_folder(mixed, tmp_path, synth):
     _, _, mix_json = mixed
     other = synth.write_song(tmp_path / "other", 1.0, names={"kick": "kick2.wav"})
-    line = assert_user_error(run("render", other, "-p", mix_json, "-o", tmp_path / "x.wav"))
+    line = assert_user_error(run("render", other, mix_json, "-o", tmp_path / "x.wav"))
     assert "missing kick.wav" in line and "not in the params: kick2.wav" in line
     assert not (tmp_path / "x.wav").exists()
 
@@ -179,14 +179,14 @@ def test_render_rejects_bad_values(mixed, tmp_path, edit, fragment):
     edit(data)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
-    assert_user_error(run("render", stems, "-p", bad, "-o", tmp_path / "x.wav"), fragment)
+    assert_user_error(run("render", stems, bad, "-o", tmp_path / "x.wav"), fragment)
 
 
 def test_render_missing_and_malformed_params(mixed, tmp_path):
     stems, _, _ = mixed
-    assert_user_error(run("render", stems, "-p", tmp_path / "nope.json", "-o", tmp_path / "x.wav"), "not found")
+    assert_user_error(run("render", stems, tmp_path / "nope.json", "-o", tmp_path / "x.wav"), "not found")
     (tmp_path / "broken.json").write_text('{"format": "automix-mix", ')
-    assert_user_error(run("render", stems, "-p", tmp_path / "broken.json", "-o", tmp_path / "x.wav"),
+    assert_user_error(run("render", stems, tmp_path / "broken.json", "-o", tmp_path / "x.wav"),
                       "not valid JSON")
 
 
@@ -285,7 +285,7 @@ def test_unicode_names(tmp_path, synth):
     params = json.loads((tmp_path / "mixé.json").read_text(encoding="utf-8"))
     assert set(params["tracks"]) == set(names)
     assert params["tracks"]["Ünïcødé kick.flac"]["role"] == "kick"
-    assert run("render", folder, "-p", tmp_path / "mixé.json", "-o", tmp_path / "again.wav", "-q").exit_code == 0
+    assert run("render", folder, tmp_path / "mixé.json", "-o", tmp_path / "again.wav", "-q").exit_code == 0
 
 
 def test_internal_errors_exit_1_on_one_line(song_dir, tmp_path, monkeypatch):

@@ -38,6 +38,27 @@ def input_seconds(meta: dict[str, Any]) -> float:
     return excerpt_s if str(data.get("method", "1")) == "supervised" else excerpt_s / 2.0
 
 
+BALANCE_PARAMS = ("gain_db", "pan", "width")
+"""What a model trained with ``loss.render: balance`` controls; the rest stays neutral."""
+
+
+def restrict_to_trained(track: np.ndarray, fx: np.ndarray, master: np.ndarray, meta: dict[str, Any]
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Physical ``(track, fx, master)`` with the settings the model never learned reset to neutral.
+
+    A model trained with the balance-only renderer had no gradient for EQ, compressor,
+    sends or master; its outputs there are untrained, so they are replaced by defaults.
+    """
+    render = meta.get("training", {}).get("config", {}).get("loss", {}).get("render", "console")
+    if render != "balance":
+        return track, fx, master
+    neutral = np.tile(TRACK.defaults(), (track.shape[0], 1))
+    for name in BALANCE_PARAMS:
+        neutral[:, TRACK.index(name)] = track[:, TRACK.index(name)]
+    neutral[:, TRACK.index("trim_db")] = track[:, TRACK.index("trim_db")]
+    return neutral, FX.defaults(), MASTER.defaults()
+
+
 def _stereo(audio: np.ndarray) -> np.ndarray:
     out = np.zeros((2, audio.shape[-1]), dtype=np.float32)
     out[: audio.shape[0]] = audio
@@ -102,12 +123,10 @@ class ModelMixer:
         out = self.model(batch.to(self.device), is_stereo.to(self.device), mask.to(self.device), reference)
         track = TRACK.from_normalised(out.track.mean(0).double().cpu().numpy())
         track[:, TRACK.index("trim_db")] = trims_db
-        settings = MixSettings(
-            [s.name for s in stems], track,
-            FX.from_normalised(out.fx.mean(0).double().cpu().numpy()),
-            MASTER.from_normalised(out.master.mean(0).double().cpu().numpy()),
-            mixer=self.name, sample_rate=sample_rate,
-        )
+        track, fx, master = restrict_to_trained(
+            track, FX.from_normalised(out.fx.mean(0).double().cpu().numpy()),
+            MASTER.from_normalised(out.master.mean(0).double().cpu().numpy()), self.meta)
+        settings = MixSettings([s.name for s in stems], track, fx, master, mixer=self.name, sample_rate=sample_rate)
         for i, stem in enumerate(stems):
             note = f"trim {trims_db[i]:+.1f} dB to {NORMALISED_STEM_LUFS:g} LUFS; {self.name} predicted the rest"
             settings.notes[stem.name] = [note]

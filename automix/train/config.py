@@ -64,6 +64,11 @@ class LossSection:
     """Scale the predicted mix to the target's RMS before the STFT loss (supervised: the
     arranger mix's level is arbitrary; loudness is set by finalize anyway)."""
     fft_sizes: list[int] = field(default_factory=lambda: [256, 1024, 2048])
+    render: str = "console"
+    """How predictions are rendered for audio losses: "console" (the whole differentiable
+    console) or "balance" (only its fader + pan/width stage; every other setting stays
+    neutral, also at inference). "balance" is ~100× cheaper on a CPU and is all a mix made
+    of level and pan decisions (like the synthetic arranger mixes) can teach."""
 
 
 @dataclass
@@ -124,6 +129,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for name in ("steps", "batch_size", "grad_accum", "val_every", "val_batches", "log_every"):
         if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
             raise ConfigError(f"{name}: expected a positive integer")
+    if cfg.loss.render not in ("console", "balance"):
+        raise ConfigError(f"loss.render: expected 'console' or 'balance', got {cfg.loss.render!r}")
     if cfg.loss.param + cfg.loss.sum_diff_stft + cfg.loss.af <= 0:
         raise ConfigError("loss: at least one of param, sum_diff_stft, af must be > 0")
     if cfg.loss.param > 0 and cfg.data.method != "1":

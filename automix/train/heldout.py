@@ -34,20 +34,22 @@ from automix.data import samplers
 from automix.io.audio import Stem
 from automix.mixers.baselines import EqualLoudnessMixer, RandomMixer
 from automix.models.checkpoint import load_checkpoint
+from automix.models.mixer import restrict_to_trained
 from automix.train.loop import level_matched
 from automix.train.losses import AudioFeatureLoss, SumDiffSTFTLoss
 
 SEED = 20261122
 
 
-def _model_settings(model, item, names) -> MixSettings:
+def _model_settings(model, meta, item, names) -> MixSettings:
     with torch.no_grad():
         out = model(item["stems"][None], item["is_stereo"][None], torch.ones(1, len(names), dtype=torch.bool),
                     item["reference"][None] if "reference" in item else None)
     track = TRACK.from_normalised(out.track[0].double().numpy())
     track[:, TRACK.index("trim_db")] = 0.0
-    return MixSettings(names, track, FX.from_normalised(out.fx[0].double().numpy()),
-                       MASTER.from_normalised(out.master[0].double().numpy()))
+    track, fx, master = restrict_to_trained(track, FX.from_normalised(out.fx[0].double().numpy()),
+                                            MASTER.from_normalised(out.master[0].double().numpy()), meta)
+    return MixSettings(names, track, fx, master)
 
 
 def _stems(item, rate) -> list[Stem]:
@@ -60,10 +62,10 @@ def _render(stems: list[Stem], rate: int, settings: MixSettings) -> torch.Tensor
     return torch.from_numpy(mix)[None]
 
 
-def _candidates(item, rate, model, rules) -> dict[str, MixSettings]:
+def _candidates(item, rate, model, meta, rules) -> dict[str, MixSettings]:
     stems = _stems(item, rate)
     names = [s.name for s in stems]
-    out = {"model": _model_settings(model, item, names),
+    out = {"model": _model_settings(model, meta, item, names),
            "equal-loudness": EqualLoudnessMixer().predict(stems, rate),
            "random": RandomMixer().predict(stems, rate, seed=0)}
     if rules is not None:
@@ -102,7 +104,7 @@ def method1(ckpt: Path, root: Path, cache: Path, count: int) -> dict:
         item = ds[i]
         target = item["target"][None]
         stems = _stems(item, rate)
-        for name, settings in _candidates(item, rate, model, rules).items():
+        for name, settings in _candidates(item, rate, model, meta, rules).items():
             pred = _render(stems, rate, settings)
             scores.setdefault(name, []).append(float(loss(level_matched(pred, target), target)))
             err = np.abs(settings.track[:, TRACK.index("gain_db")]
@@ -134,7 +136,7 @@ def method2(ckpt: Path, root: Path, refs_root: Path, cache: Path, count: int) ->
     for i in range(count):
         item = ds[i]
         stems = _stems(item, rate)
-        for name, settings in _candidates(item, rate, model, rules).items():
+        for name, settings in _candidates(item, rate, model, meta, rules).items():
             pred = _normalised(_render(stems, rate, settings), rate)
             scores.setdefault(name, []).append(float(af(pred, item["reference"][None])))
     s = _summary(scores)
@@ -155,7 +157,7 @@ def supervised(ckpt: Path, root: Path, cache: Path, count: int) -> dict:
         item = ds[i]
         target = item["target"][None]
         stems = _stems(item, rate)
-        for name, settings in _candidates(item, rate, model, rules).items():
+        for name, settings in _candidates(item, rate, model, meta, rules).items():
             pred = _render(stems, rate, settings)
             scores.setdefault(name, []).append(float(loss(level_matched(pred, target), target)))
     s = _summary(scores)

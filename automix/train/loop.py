@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from automix.console.schema import FX, MASTER, TRACK
-from automix.console.torch_console import mix_console
+from automix.console.torch_console import mix_console, pan_matrix
 from automix.data import samplers
 from automix.errors import AutomixError
 from automix.models.checkpoint import build_model, load_checkpoint, save_checkpoint
@@ -112,6 +112,16 @@ def level_matched(pred: Tensor, target: Tensor) -> Tensor:
     return pred * (rms_t / rms_p)
 
 
+def balance_mix(stems: Tensor, is_stereo: Tensor, track_params: Tensor, track_mask: Tensor) -> Tensor:
+    """The console with every strip neutral except fader and pan/width: ``(B, 2, N)``.
+
+    Uses the console's own fader/pan matrix, so it equals :func:`mix_console` for settings
+    whose EQ, compressor, sends and master are neutral (see ``loss.render``).
+    """
+    matrix = pan_matrix(track_params, is_stereo.bool()).to(stems.dtype) * track_mask.to(stems.dtype)[..., None, None]
+    return torch.einsum("btij,btjn->bin", matrix, stems)
+
+
 class Objective(nn.Module):
     """All loss terms of a config; ``forward`` returns ``(total, terms)``."""
 
@@ -138,7 +148,10 @@ class Objective(nn.Module):
                                                   true, mask)
         if self.stft is not None or self.af is not None:
             track, fx, master = physical(out, mask)
-            pred = mix_console(batch["stems"], batch["is_stereo"], track, fx, master, self.sr, mask)
+            if w.render == "balance":
+                pred = balance_mix(batch["stems"], batch["is_stereo"], track, mask)
+            else:
+                pred = mix_console(batch["stems"], batch["is_stereo"], track, fx, master, self.sr, mask)
             if self.stft is not None:
                 target = batch["target"]
                 p = level_matched(pred, target) if w.level_match else pred
