@@ -49,7 +49,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 bench: venv
-	@set -e; for f in benchmarks/*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(PY) "$$f"; done
+	$(PY) benchmarks/run_all.py
 
 # --- data: the synthetic multitracks and the reference-song corpus (both resume if interrupted).
 data: venv apt

@@ -220,7 +220,9 @@ def models(json_out: JsonOut = False) -> None:
 def _register_subcommands() -> None:
     """Commands that live beside the engine (data, training, style transfer, evaluation)."""
     from automix.data.cli import app as data_app
+    from automix.evaluate.metrics_cli import eval_command
 
+    app.command("eval")(handles_errors(eval_command))
     app.add_typer(data_app, name="data", help="Build training data: synthetic multitracks and reference songs.")
 
 

@@ -54,23 +54,31 @@ def _file_tables(result: dict[str, Any]) -> None:
         _print_table(f"vs target {tgt['path']}", [(k, f"{v:.4f}", "") for k, v in tgt.items() if k != "path"])
 
 
+_SHORT_NAMES = {"balance_error_db": "balance dB", "pan_error": "pan err", "sum_diff_mrstft": "sum/diff",
+                "af_loss": "AF loss", "integrated_lufs": "LUFS", "loudness_range_lu": "LRA", "stereo_width": "width",
+                "seconds": "s"}
+
+
 def _dataset_table(evaluation: Any) -> None:
-    """Headline means: one row per metric, one column per method (methods are few, metrics long)."""
+    """Headline means: one row per method, one short-named column per metric."""
     from rich.console import Console
     from rich.table import Table
 
     from automix.evaluate.report import OVERVIEW_METRICS
 
     metrics = evaluation.summary["metrics"]
-    methods = evaluation.summary["methods"]
+    shown = [m for m in OVERVIEW_METRICS if m in metrics]
     table = Table(title=f"means over {len(evaluation.songs)} songs; details in {evaluation.out_dir}/report.md",
                   title_justify="left")
-    table.add_column("metric")
-    for method in methods:
-        table.add_column(method, justify="right")
-    for m in (m for m in OVERVIEW_METRICS if m in metrics):
-        table.add_row(m, *(f"{metrics[m][x]['mean']:.3f}" if x in metrics[m] else "–" for x in methods))
-    Console(highlight=False).print(table)
+    table.add_column("method", overflow="fold")
+    for m in shown:
+        table.add_column(_SHORT_NAMES.get(m, m), justify="right")
+    for method in evaluation.summary["methods"]:
+        table.add_row(method, *(f"{metrics[m][method]['mean']:.2f}" if method in metrics[m] else "–" for m in shown))
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=160)  # a file or pipe: do not wrap at 80 columns
+    console.print(table)
 
 
 def eval_command(

@@ -47,10 +47,15 @@ def _figure(width_in: float, height_in: float, rows: int = 1, cols: int = 1):
     return fig, axes
 
 
+def _outside_legend(ax: Any) -> None:
+    """Legend to the right of the axes, so it never hides bars or curves."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
 def _save(fig: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
+    fig.savefig(tmp, format="png", bbox_inches="tight")  # grows the canvas to fit an outside legend
     os.replace(tmp, path)
 
 
@@ -82,7 +87,7 @@ def plot_balance(rows: Sequence[dict[str, Any]], song: str, methods: Sequence[st
     ax.set_ylabel("track loudness re mix (LU)")
     ax.set_title(f"{song}: per-track loudness balance")
     ax.axhline(0.0, color="grey", linewidth=0.5)
-    ax.legend(fontsize=8, ncols=min(len(methods), 4))
+    _outside_legend(ax)
     _save(fig, path)
     return True
 
@@ -143,7 +148,9 @@ def plot_spectra(rows: Sequence[dict[str, Any]], song: str, methods: Sequence[st
     from automix.train.losses import bark_band_centres_hz
 
     bark = _values(rows, song, "bark_band_db")
-    methods = [m for m in methods if m in bark] + (["reference"] if "reference" in bark else [])
+    methods = [m for m in methods if m in bark]
+    if "reference" in bark and "reference" not in methods:
+        methods.append("reference")
     if not methods:
         return False
     centres = bark_band_centres_hz()
@@ -164,7 +171,7 @@ def plot_spectra(rows: Sequence[dict[str, Any]], song: str, methods: Sequence[st
     ax.set_ylabel("level re band mean (dB)")
     ax.set_title(f"{song}: spectrum of each mix")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _outside_legend(ax)
     _save(fig, path)
     return True
 
@@ -180,7 +187,8 @@ def plot_metric_per_song(rows: Sequence[dict[str, Any]], songs: Sequence[str], m
         return False
     fig, axes = _figure(max(5.0, 1.2 * len(data) + 2.0), 4.0)
     ax = axes[0, 0]
-    ax.boxplot(list(data.values()), tick_labels=list(data))
+    ax.boxplot(list(data.values()))
+    ax.set_xticks(np.arange(1, len(data) + 1), list(data), rotation=20, ha="right", fontsize=8)
     for i, values in enumerate(data.values(), 1):
         ax.plot(np.full(len(values), i, dtype=float), values, "k.", alpha=0.5)
     ax.set_ylabel(ylabel)
