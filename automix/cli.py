@@ -221,8 +221,13 @@ def _register_subcommands() -> None:
     """Commands that live beside the engine (data, training, style transfer, evaluation)."""
     from automix.data.cli import app as data_app
     from automix.evaluate.metrics_cli import eval_command
+    from automix.style_cli import reverse_command, style_transfer_command
+    from automix.train.cli import train
 
+    app.command("style-transfer")(style_transfer_command)
+    app.command("reverse")(reverse_command)
     app.command("eval")(handles_errors(eval_command))
+    app.command("train")(handles_errors(train))
     app.add_typer(data_app, name="data", help="Build training data: synthetic multitracks and reference songs.")
 
 
