@@ -18,7 +18,7 @@ APT_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small 
 	avldrums.lv2-soundfont mma openttd-openmsx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv demo test lint bench data example apt clean-venv
+.PHONY: venv demo test lint bench data example apt clean-venv train-mst train-dmc eval-models
 
 venv: $(STAMP)
 
@@ -63,3 +63,19 @@ example: venv apt
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- training: reproduce the shipped checkpoints (after `make data`; hours on 2 CPU cores).
+train-mst: venv
+	$(PY) -m automix train --config configs/mst-small-m1.yaml
+	$(PY) -m automix train --config configs/mst-small-m2.yaml
+	cp runs/mst-m2/mst-small-best.safetensors checkpoints/mst-small.safetensors
+	cp runs/mst-m2/mst-small-best.json checkpoints/mst-small.json
+
+train-dmc: venv
+	$(PY) -m automix train --config configs/dmc-small.yaml
+	cp runs/dmc/dmc-small-best.safetensors checkpoints/dmc-small.safetensors
+	cp runs/dmc/dmc-small-best.json checkpoints/dmc-small.json
+
+# --- held-out numbers quoted in the model cards
+eval-models: venv
+	$(PY) -m automix.train.heldout --mst checkpoints/mst-small --dmc checkpoints/dmc-small --count 48

@@ -14,6 +14,7 @@ from automix.errors import AutomixError
 from automix.io.audio import Stem
 from automix.models import registry
 from automix.models.checkpoint import CheckpointError, build_model, load_checkpoint, save_checkpoint
+from automix.models.encoder import balance_estimate_db
 from automix.models.mixer import ModelMixer
 
 RATE = 8000
@@ -88,7 +89,8 @@ def test_mst_uses_the_reference_and_mixes_without_one():
 
 
 def test_fresh_model_starts_at_the_neutral_console():
-    out = _tiny("dmc")(*_batch(tracks=2))
+    with torch.no_grad():
+        out = _tiny("dmc")(*_batch(tracks=2))
     gain = TRACK.from_normalised(out.track)[..., TRACK.index("gain_db")]
     assert float(gain.abs().max()) < 1.0  # faders start within 1 dB of 0 dB
 
@@ -167,3 +169,16 @@ def test_model_mixer_trims_to_normalised_level_and_is_deterministic(tmp_path, ki
     assert c.track.shape == a.track.shape
     if kind == "mst":
         assert not np.allclose(c.track[:, 1:], a.track[:, 1:])
+
+
+def test_balance_estimate_recovers_gains_of_an_exact_mix():
+    rng = np.random.default_rng(0)
+    tracks = torch.from_numpy(rng.uniform(0.0, 1.0, (1, 3, 32)) ** 4)  # distinct spectra (B, T, M)
+    gains_db = torch.tensor([[6.0, -12.0, 0.0]], dtype=torch.float64)
+    mix = (tracks * 10 ** (gains_db[..., None] / 10)).sum(1)
+    mask = torch.tensor([[True, True, True]])
+    est = balance_estimate_db(tracks, mix, mask, iterations=2000)
+    assert torch.allclose(est, gains_db, atol=0.1)
+    padded = balance_estimate_db(torch.cat([tracks, tracks[:, :1]], 1), mix, torch.tensor([[True] * 3 + [False]]),
+                                 iterations=2000)
+    assert torch.allclose(padded[:, :3], gains_db, atol=0.1) and float(padded[0, 3]) == -40.0

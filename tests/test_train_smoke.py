@@ -8,6 +8,7 @@ uninterrupted run.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from automix.console.schema import TRACK
 from automix.errors import AutomixError
 from automix.models.checkpoint import load_checkpoint
 from automix.train.config import ConfigError, load_config
-from automix.train.loop import run
+from automix.train.loop import balance_mix, run
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 RATE = 16000
@@ -97,3 +99,22 @@ def test_unknown_config_key_is_an_error(tmp_path):
     toml.write_text('steps = 5\n[model]\nkind = "dmc"\n[loss]\nsum_diff_stft = 1.0\n[data]\nmethod = "supervised"\n')
     cfg = load_config(toml)
     assert cfg.steps == 5 and cfg.model.kind == "dmc" and cfg.data.method == "supervised"
+
+
+def test_balance_render_applies_fader_and_pan_laws():
+    """Mono: constant-power pan (cos θ, sin θ), θ = (pan + 1)π/4; stereo at width 1: balance with
+    unity at centre; padding tracks silent."""
+    g = torch.Generator().manual_seed(0)
+    stems = torch.randn(1, 3, 2, 100, generator=g)
+    is_stereo = torch.tensor([[False, True, False]])
+    stems[0, 0, 1] = 0.0
+    params = torch.tensor(TRACK.defaults(), dtype=torch.float32).repeat(1, 3, 1)
+    params[..., TRACK.index("gain_db")] = torch.tensor([[-6.0, 3.0, 0.0]])
+    params[..., TRACK.index("pan")] = torch.tensor([[-0.5, 0.0, 1.0]])
+    mask = torch.tensor([[True, True, False]])
+    out = balance_mix(stems, is_stereo, params, mask)[0]
+    theta = (-0.5 + 1.0) * math.pi / 4
+    fader0, fader1 = 10 ** (-6 / 20), 10 ** (3 / 20)
+    left = fader0 * math.cos(theta) * stems[0, 0, 0] + fader1 * stems[0, 1, 0]
+    right = fader0 * math.sin(theta) * stems[0, 0, 0] + fader1 * stems[0, 1, 1]
+    assert torch.allclose(out[0], left, atol=1e-5) and torch.allclose(out[1], right, atol=1e-5)

@@ -8,6 +8,7 @@ existing path (with or without the suffixes) is loaded as a checkpoint file.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from automix.errors import AutomixError
 from automix.models.checkpoint import load_checkpoint
 from automix.models.mixer import ModelMixer
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
-"""Where the shipped checkpoints live (the repository's ``checkpoints/`` folder)."""
+CHECKPOINT_DIR = Path(os.environ.get("AUTOMIX_CHECKPOINT_DIR", Path(__file__).resolve().parents[2] / "checkpoints"))
+"""Where the shipped checkpoints live: the repository's ``checkpoints/`` folder, unless the
+``AUTOMIX_CHECKPOINT_DIR`` environment variable names another."""
 
 
 def available_models() -> dict[str, str]:

@@ -61,8 +61,9 @@ class LossSection:
     af: float = 0.0
     param_weights: dict[str, dict[str, float]] = field(default_factory=dict)
     level_match: bool = False
-    """Scale the predicted mix to the target's RMS before the STFT loss (supervised: the
-    arranger mix's level is arbitrary; loudness is set by finalize anyway)."""
+    """Scale the predicted mix to the target's (or reference's) RMS before the STFT / AF loss:
+    finalize sets the loudness of every mix, so level is not something to learn (and the
+    arranger mixes' level is arbitrary)."""
     fft_sizes: list[int] = field(default_factory=lambda: [256, 1024, 2048])
     render: str = "console"
     """How predictions are rendered for audio losses: "console" (the whole differentiable

@@ -99,6 +99,7 @@ def method1(ckpt: Path, root: Path, cache: Path, count: int) -> dict:
     loss = SumDiffSTFTLoss(fft_sizes=meta["training"]["config"]["loss"]["fft_sizes"])
     scores: dict[str, list[float]] = {}
     fader: dict[str, list[float]] = {}
+    relative: dict[str, list[float]] = {}
     rules = _rules()
     for i in range(count):
         item = ds[i]
@@ -107,14 +108,17 @@ def method1(ckpt: Path, root: Path, cache: Path, count: int) -> dict:
         for name, settings in _candidates(item, rate, model, meta, rules).items():
             pred = _render(stems, rate, settings)
             scores.setdefault(name, []).append(float(loss(level_matched(pred, target), target)))
-            err = np.abs(settings.track[:, TRACK.index("gain_db")]
-                         - item["track_params"][:, TRACK.index("gain_db")].numpy())
-            fader.setdefault(name, []).extend(err.tolist())
+            err = (settings.track[:, TRACK.index("gain_db")]
+                   - item["track_params"][:, TRACK.index("gain_db")].numpy())
+            fader.setdefault(name, []).extend(np.abs(err).tolist())
+            relative.setdefault(name, []).extend(np.abs(err - np.median(err)).tolist())
     s = _summary(scores)
     return {"excerpts": count, "songs": len(songs), "sum_diff_stft": s,
             "improvement_vs_equal_loudness": 1 - s["model"] / s["equal-loudness"],
             "improvement_vs_random": 1 - s["model"] / s["random"],
-            "fader_median_error_db": {k: float(np.median(v)) for k, v in fader.items()}}
+            "fader_median_error_db": {k: float(np.median(v)) for k, v in fader.items()},
+            # Balance only: each excerpt's common fader offset removed (finalize sets the level anyway).
+            "fader_median_relative_error_db": {k: float(np.median(v)) for k, v in relative.items()}}
 
 
 def _normalised(x: torch.Tensor, rate: int) -> torch.Tensor:

@@ -157,7 +157,8 @@ class Objective(nn.Module):
                 p = level_matched(pred, target) if w.level_match else pred
                 terms["sum_diff_stft"] = w.sum_diff_stft * self.stft(p, target)
             if self.af is not None:
-                terms["af"] = w.af * self.af(pred, batch["reference"])
+                ref = batch["reference"]
+                terms["af"] = w.af * self.af(level_matched(pred, ref) if w.level_match else pred, ref)
         total = torch.stack(list(terms.values())).sum()
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -273,7 +274,9 @@ def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log
         log(f"resumed at step {step}")
     net: nn.Module = model
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        # The MST uses either its reference encoder or its "no reference" token, never both.
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                                  find_unused_parameters=True)
 
     per_step = cfg.batch_size * cfg.grad_accum
     train_set = make_dataset(cfg, cfg.data.train_split, cfg.seed, cfg.steps * per_step * world, log)
