@@ -8,6 +8,7 @@ all outputs atomically. Errors the user can fix are :class:`~automix.errors.Auto
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,15 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from automix.console.schema import FINALIZE
 from automix.console.settings import MixSettings, dumps, load_params
 from automix.errors import AutomixError
 from automix.io.audio import (
+    AudioWriter,
+    ScratchAudio,
     Stem,
+    StemFile,
     check_bit_depth,
     check_output,
     load_stems,
+    open_stems,
     output_format,
     scan_folder,
     write_audio,
@@ -38,6 +44,40 @@ Log = Callable[[str], None]
 
 STEMS_OUT_BIT_DEPTH = "32f"
 """Processed stems are written as float: post-fader tracks may exceed 0 dBFS before the master."""
+
+STREAM_ABOVE_BYTES = 1 << 30
+"""With ``stream=None``, sessions whose stems decode to more float32 bytes than this are streamed
+from disk (stems read block by block, the mix kept in scratch files) instead of loaded: memory
+then stays flat whatever the song length. Shorter sessions are loaded (a little faster)."""
+
+
+def decoded_bytes(files: list[Path], sample_rate: int | None = None) -> int:
+    """Float32 bytes the stems would take in memory (at ``sample_rate`` if given); unreadable files count 0."""
+    total = 0
+    for path in files:
+        try:
+            info = sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+            continue  # the loader reports it properly
+        ratio = sample_rate / info.samplerate if sample_rate and info.samplerate else 1.0
+        total += int(info.frames * ratio) * info.channels * 4
+    return total
+
+
+def _load(stems_dir: Path, sample_rate: int | None, log: Log | None, stream: bool | None,
+          ) -> tuple[list[Stem] | list[StemFile], int, list[str]]:
+    if stream is None:
+        files, _ = scan_folder(stems_dir)
+        stream = decoded_bytes(files, sample_rate) > STREAM_ABOVE_BYTES
+    if stream:
+        return open_stems(stems_dir, sample_rate, log)
+    return load_stems(stems_dir, sample_rate, log)
+
+
+def _close(stems: list[Stem] | list[StemFile]) -> None:
+    for stem in stems:
+        if isinstance(stem, StemFile):
+            stem.close()
 
 
 @dataclass
@@ -156,37 +196,44 @@ def _step(progress: Progress | None, name: str, fraction: float) -> None:
 
 
 def _render_and_write(
-    stems: list[Stem], sample_rate: int, settings: MixSettings, plan: _Plan, *, force: bool, bit_depth: str,
-    notes: list[str], started: float, progress: Progress | None,
+    stems: list[Stem] | list[StemFile], sample_rate: int, settings: MixSettings, plan: _Plan, *, force: bool,
+    bit_depth: str, notes: list[str], started: float, progress: Progress | None,
 ) -> MixResult:
+    """Render, finalize and write. Streamed stems (:class:`StemFile`) keep the mix in scratch
+    files on disk; loaded stems keep it in memory. Both give the same samples. Processed stems
+    (``--stems-out``) are written block by block during the render and moved into place last."""
     from automix.console.finalize import finalize
     from automix.console.render import render_console
 
-    audio = [s.audio for s in stems]
-    _step(progress, "render", 0.0)
-    rendered = render_console(
-        audio, sample_rate, settings, return_tracks=bool(plan.stem_outputs),
-        progress=(lambda f: _step(progress, "render", f)) if progress else None,
-    )
-    mix_audio, tracks = rendered if isinstance(rendered, tuple) else (rendered, [])
-    _step(progress, "finalize", 0.0)
-    final, report = finalize(mix_audio, sample_rate, settings.target_lufs, settings.ceiling_dbtp)
-    _step(progress, "finalize", 1.0)
+    streamed = any(isinstance(s, StemFile) for s in stems)
+    frames = stems[0].frames
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(AudioWriter(plan.stem_outputs[s.name], 2, sample_rate, STEMS_OUT_BIT_DEPTH,
+                                                   force=force, protect=plan.inputs))
+                   for s in stems if s.name in plan.stem_outputs]
+        mix_out = stack.enter_context(ScratchAudio(2, frames)) if streamed else None
+        final_out = stack.enter_context(ScratchAudio(2, frames)) if streamed else None
+        _step(progress, "render", 0.0)
+        mix_audio = render_console(
+            stems if streamed else [s.audio for s in stems], sample_rate, settings, out=mix_out,
+            track_sinks=[w.write for w in writers] if writers else None,
+            progress=(lambda f: _step(progress, "render", f)) if progress else None,
+        )
+        _step(progress, "finalize", 0.0)
+        final, report = finalize(mix_audio, sample_rate, settings.target_lufs, settings.ceiling_dbtp, out=final_out)
+        _step(progress, "finalize", 1.0)
 
-    _step(progress, "write", 0.0)
-    write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs)
-    if plan.params_out is not None:
-        write_text_atomic(plan.params_out, dumps(settings), force=force, protect=plan.inputs)
-    stem_files = []
-    for stem, track in zip(stems, tracks):
-        path = plan.stem_outputs[stem.name]
-        stem_files.append(write_audio(path, track, sample_rate, STEMS_OUT_BIT_DEPTH, force=force, protect=plan.inputs))
-    _step(progress, "write", 1.0)
+        _step(progress, "write", 0.0)
+        write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs)
+        if plan.params_out is not None:
+            write_text_atomic(plan.params_out, dumps(settings), force=force, protect=plan.inputs)
+        stem_files = [w.commit() for w in writers]
+        _step(progress, "write", 1.0)
 
     return MixResult(
         mix_path=plan.out, params_path=plan.params_out, stems_out=plan.stems_out, stem_files=stem_files,
         mixer=settings.mixer, tracks=list(settings.track_names), sample_rate=sample_rate,
-        duration_s=final.shape[-1] / sample_rate, target_lufs=settings.target_lufs,
+        duration_s=frames / sample_rate, target_lufs=settings.target_lufs,
         ceiling_dbtp=settings.ceiling_dbtp, input_lufs=report.input_lufs, gain_db=report.gain_db,
         loudness_lufs=report.output_lufs, true_peak_dbtp=report.true_peak_dbtp,
         limiter_max_reduction_db=report.limiter_max_reduction_db, seconds=time.perf_counter() - started,
@@ -223,6 +270,7 @@ def mix(
     bit_depth: str = "24",
     progress: Progress | None = None,
     log: Log | None = None,
+    stream: bool | None = None,
 ) -> MixResult:
     """Mix a folder of stems with a mixer or trained model; write the mix and its ``mix.json``.
 
@@ -239,6 +287,9 @@ def mix(
         force: overwrite existing outputs.
         bit_depth: ``16``, ``24`` or ``32f``.
         progress, log: callbacks for the CLI (steps with fractions; one-line notes).
+        stream: read the stems block by block from disk and keep the mix in scratch files
+            (memory independent of song length); None = when the stems would take more than
+            :data:`STREAM_ABOVE_BYTES` in memory. Same output either way.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -253,19 +304,22 @@ def mix(
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
     _step(progress, "load", 0.0)
-    stems, rate, notes = load_stems(stems_dir, sample_rate, log)
-    _step(progress, "load", 1.0)
-    _step(progress, "analyse", 0.0)
-    settings = mixer.predict(stems, rate, seed=seed)
-    _check_predicted(settings, stems, model)
-    _step(progress, "analyse", 1.0)
+    stems, rate, notes = _load(Path(stems_dir), sample_rate, log, stream)
+    try:
+        _step(progress, "load", 1.0)
+        _step(progress, "analyse", 0.0)
+        settings = mixer.predict(stems, rate, seed=seed)
+        _check_predicted(settings, stems, model)
+        _step(progress, "analyse", 1.0)
 
-    settings.finalize[FINALIZE.index("target_lufs")] = finalize_values[0]
-    settings.finalize[FINALIZE.index("ceiling_dbtp")] = finalize_values[1]
-    settings.sample_rate = rate
-    settings = settings.clipped().rounded()  # render exactly what mix.json will say
-    return _render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
-                             started=started, progress=progress)
+        settings.finalize[FINALIZE.index("target_lufs")] = finalize_values[0]
+        settings.finalize[FINALIZE.index("ceiling_dbtp")] = finalize_values[1]
+        settings.sample_rate = rate
+        settings = settings.clipped().rounded()  # render exactly what mix.json will say
+        return _render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
+                                 started=started, progress=progress)
+    finally:
+        _close(stems)
 
 
 def render(
@@ -280,12 +334,13 @@ def render(
     bit_depth: str = "24",
     progress: Progress | None = None,
     log: Log | None = None,
+    stream: bool | None = None,
 ) -> MixResult:
     """Render a folder of stems with the settings of a ``mix.json`` (e.g. after editing it).
 
     The stems folder must hold exactly the JSON's tracks. Without overrides, the loudness
     target, ceiling and sample rate are the JSON's, and the result is bit-identical to the
-    ``mix`` that wrote the JSON.
+    ``mix`` that wrote the JSON. ``stream``: as in :func:`mix`.
 
     Raises:
         AutomixError: missing/malformed params, stems that do not match, bad options.
@@ -304,18 +359,21 @@ def render(
 
     _step(progress, "load", 0.0)
     rate = sample_rate if sample_rate is not None else settings.sample_rate
-    stems, rate, notes = load_stems(stems_dir, rate, log)
-    _step(progress, "load", 1.0)
-    stems = _match_stems(stems, settings, Path(stems_dir), params, plan.inputs)
+    stems, rate, notes = _load(Path(stems_dir), rate, log, stream)
+    try:
+        _step(progress, "load", 1.0)
+        stems = _match_stems(stems, settings, Path(stems_dir), params, plan.inputs)
 
-    settings.sample_rate = rate
-    settings = settings.clipped().rounded()
-    return _render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
-                             started=started, progress=progress)
+        settings.sample_rate = rate
+        settings = settings.clipped().rounded()
+        return _render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
+                                 started=started, progress=progress)
+    finally:
+        _close(stems)
 
 
-def _match_stems(stems: list[Stem], settings: MixSettings, stems_dir: Path, params: Path,
-                 inputs: list[Path]) -> list[Stem]:
+def _match_stems(stems: list, settings: MixSettings, stems_dir: Path, params: Path,
+                 inputs: list[Path]) -> list:
     """Stems reordered like the params' tracks; an error naming every mismatch otherwise."""
     by_name = {s.name: s for s in stems}
     missing = [n for n in settings.track_names if n not in by_name]

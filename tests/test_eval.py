@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from automix.console.settings import MixSettings
 from automix.errors import AutomixError
-from automix.evaluate.metrics_cli import eval_command
 from automix.evaluate.run import evaluate_dataset, evaluate_file, pair_reference, read_results
 
 RATE = 44100
@@ -32,11 +31,8 @@ def _write(path: Path, audio: np.ndarray) -> Path:
 
 
 def _app() -> typer.Typer:
-    from automix.cli import handles_errors
+    from automix.cli import app
 
-    app = typer.Typer()
-    app.callback()(lambda: None)  # a group, so the command is called by its name as in automix
-    app.command("eval")(handles_errors(eval_command))
     return app
 
 

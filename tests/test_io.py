@@ -11,11 +11,15 @@ import soundfile as sf
 
 from automix.errors import AudioLoadError, AutomixError, OutputExistsError
 from automix.io.audio import (
+    AudioWriter,
+    ScratchAudio,
     check_output,
     choose_sample_rate,
     load_audio,
     load_stems,
+    open_stems,
     resample,
+    resample_blocks,
     write_audio,
     write_text_atomic,
 )
@@ -193,3 +197,68 @@ def test_write_text_atomic(tmp_path):
         write_text_atomic(path, "{}")
     write_text_atomic(path, "[]", force=True)
     assert path.read_text() == "[]"
+
+
+# --------------------------------------------------------------------------------------
+# Streaming: block resampling, scratch files, stems read from disk, the block writer
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("src", "dst"), [(48000, 44100), (44100, 48000), (22050, 44100), (32000, 44100)])
+def test_block_resampling_matches_whole_signal(src, dst):
+    rng = np.random.default_rng(1)
+    x = (0.3 * rng.standard_normal((2, 3 * src + 123))).astype(np.float32)
+    whole = resample(x, src, dst)
+    with ScratchAudio(2, whole.shape[1]) as scratch:
+        def read(a, b):
+            out = np.zeros((2, b - a), np.float32)
+            lo, hi = max(a, 0), min(b, x.shape[1])
+            out[:, lo - a:hi - a] = x[:, lo:hi]
+            return out
+        n = resample_blocks(read, x.shape[1], src, dst, scratch.write, block=10000)
+        assert n == whole.shape[1]
+        assert np.max(np.abs(scratch.read(0, n) - whole)) <= 1e-6
+
+
+def test_scratch_audio_round_trip_and_zero_padding():
+    x = np.arange(20, dtype=np.float32).reshape(2, 10)
+    with ScratchAudio(2, 10) as scratch:
+        scratch.write(0, x[:, :6])
+        scratch.write(6, x[:, 6:])
+        assert np.array_equal(scratch.read(0, 10), x)
+        padded = scratch.read(-3, 13)
+        assert np.array_equal(padded[:, 3:13], x) and not padded[:, :3].any() and not padded[:, 13:].any()
+        with pytest.raises(ValueError):
+            scratch.write(8, x[:, :5])
+
+
+def test_open_stems_reads_what_load_stems_loads(tmp_path, synth):
+    sf.write(tmp_path / "a.wav", synth.kick(1.0).T, 44100, subtype="PCM_24")
+    sf.write(tmp_path / "b.wav", synth.pad(0.7).T, 48000, subtype="PCM_24")
+    sf.write(tmp_path / "c.wav", np.zeros((4410, 1)), 44100)
+    loaded, rate, notes = load_stems(tmp_path)
+    opened, rate2, notes2 = open_stems(tmp_path)
+    try:
+        assert (rate, notes) == (rate2, notes2)
+        assert [s.name for s in loaded] == [s.name for s in opened] == ["a.wav", "b.wav"]
+        for a, b in zip(loaded, opened):
+            assert (a.channels, a.frames) == (b.channels, b.frames)
+            assert np.max(np.abs(b.read(0, b.frames) - a.audio)) <= 1e-6
+            assert not b.read(b.frames, b.frames + 10).any()
+    finally:
+        for s in opened:
+            s.close()
+
+
+def test_audio_writer_is_atomic_and_respects_force(tmp_path):
+    path = tmp_path / "out.wav"
+    with AudioWriter(path, 2, 44100, "24") as writer:
+        writer.write(np.full((2, 100), 0.25, np.float32))
+        assert not path.exists() and len(list(tmp_path.iterdir())) == 1  # only the temp file so far
+    assert not path.exists() and not list(tmp_path.iterdir())  # left without commit: nothing remains
+    with AudioWriter(path, 2, 44100, "16") as writer:
+        writer.write(np.full((2, 100), 1.5, np.float32))  # clipped, not wrapped
+        writer.commit()
+    data, _ = sf.read(path)
+    assert data.shape == (100, 2) and np.allclose(data, 1.0, atol=1e-4)
+    with pytest.raises(OutputExistsError):
+        AudioWriter(path, 2, 44100)

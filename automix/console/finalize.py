@@ -44,6 +44,7 @@ from automix.console.loudness import (
 )
 from automix.console.schema import FINALIZE
 from automix.errors import ParamsError
+from automix.io.audio import ScratchAudio
 
 LOOKAHEAD_MS = 2.0
 """Attack: the gain starts falling this long before a peak (≈ the period of 500 Hz)."""
@@ -102,20 +103,64 @@ def _check_level(name: str, value: float) -> float:
     return value
 
 
-def _check_mix(mix: np.ndarray) -> None:
-    if not isinstance(mix, np.ndarray) or mix.ndim != 2 or not 1 <= mix.shape[0] <= 5:
-        raise ValueError(f"mix must be a (channels, samples) array, got shape {np.shape(mix)}")
-    if not np.issubdtype(mix.dtype, np.floating):
-        raise ValueError(f"mix must be floating point, got {mix.dtype}")
+Audio = np.ndarray | ScratchAudio
+"""The mix and the output: arrays in memory, or float32 scratch files on disk (long songs)."""
+
+_PEAK_CONTEXT = 16  # samples of context either side for interval_peaks (≥ its half filter length)
+
+
+def _read(audio: Audio, start: int, stop: int) -> np.ndarray:
+    return audio.read(start, stop) if isinstance(audio, ScratchAudio) else audio[:, start:stop]
+
+
+def _write(audio: Audio, start: int, block: np.ndarray) -> None:
+    if isinstance(audio, ScratchAudio):
+        audio.write(start, block)
+    else:
+        audio[:, start:start + block.shape[1]] = block
+
+
+def _peaks(audio: Audio, start: int, stop: int) -> np.ndarray:
+    """:func:`interval_peaks` of ``[start, stop)``; a scratch file is read with context margins."""
+    if not isinstance(audio, ScratchAudio):
+        return interval_peaks(audio, start, stop)
+    block = audio.read(start - _PEAK_CONTEXT, stop + _PEAK_CONTEXT)  # zeros outside the audio
+    return interval_peaks(block, _PEAK_CONTEXT, _PEAK_CONTEXT + stop - start)
+
+
+def _lufs(audio: Audio, sample_rate: int) -> float:
+    if not isinstance(audio, ScratchAudio):
+        return integrated_lufs(audio, sample_rate)
+    meter = LoudnessAccumulator(sample_rate, audio.channels)
+    for start in range(0, audio.frames, _CHUNK_SAMPLES):
+        meter.push(audio.read(start, min(start + _CHUNK_SAMPLES, audio.frames)))
+    return meter.lufs()
+
+
+def _true_peak(audio: Audio, sample_rate: int) -> float:
+    if not isinstance(audio, ScratchAudio):
+        return true_peak_dbtp(audio, sample_rate)
+    peak = 0.0
+    for start in range(0, audio.frames, _CHUNK_SAMPLES):
+        peak = max(peak, float(_peaks(audio, start, min(start + _CHUNK_SAMPLES, audio.frames)).max()))
+    return 20.0 * math.log10(peak) if peak > 0 else TRUE_PEAK_FLOOR_DB
+
+
+def _check_mix(mix: Audio) -> None:
+    if not isinstance(mix, ScratchAudio):
+        if not isinstance(mix, np.ndarray) or mix.ndim != 2 or not 1 <= mix.shape[0] <= 5:
+            raise ValueError(f"mix must be a (channels, samples) array, got shape {np.shape(mix)}")
+        if not np.issubdtype(mix.dtype, np.floating):
+            raise ValueError(f"mix must be floating point, got {mix.dtype}")
     for start in range(0, mix.shape[1], _CHUNK_SAMPLES):
-        if not np.isfinite(mix[:, start:start + _CHUNK_SAMPLES]).all():
+        if not np.isfinite(_read(mix, start, start + _CHUNK_SAMPLES)).all():
             raise ValueError("mix contains NaN or infinite samples")
 
 
 class _PeakEnvelope:
     """Oversampled per-interval peaks of the input, chunk by chunk (cached when small enough)."""
 
-    def __init__(self, mix: np.ndarray, cache: bool) -> None:
+    def __init__(self, mix: Audio, cache: bool) -> None:
         self.mix = mix
         self._cache: dict[tuple[int, int], np.ndarray] | None = {} if cache else None
 
@@ -123,7 +168,7 @@ class _PeakEnvelope:
         key = (start, stop)
         if self._cache is not None and key in self._cache:
             return self._cache[key]
-        env = interval_peaks(self.mix, start, stop)
+        env = _peaks(self.mix, start, stop)
         if self._cache is not None:
             self._cache[key] = env
         return env
@@ -206,7 +251,7 @@ def _limiter_gains(
 class _Limiter:
     """Runs one limiter pass over the whole mix at a given input gain, writing into ``out``."""
 
-    def __init__(self, mix: np.ndarray, sample_rate: int, ceiling_dbtp: float, out: np.ndarray) -> None:
+    def __init__(self, mix: Audio, sample_rate: int, ceiling_dbtp: float, out: Audio) -> None:
         self.mix = mix
         self.sample_rate = sample_rate
         self.out = out
@@ -242,8 +287,9 @@ class _Limiter:
                                                     smooth))
             lo = max(a, 0)
             if b > lo:
-                np.multiply(self.mix[:, lo:b], smooth[lo - a:] * gain, out=self.out[:, lo:b], casting="unsafe")
-                meter.push(self.out[:, lo:b])
+                limited = np.multiply(_read(self.mix, lo, b), smooth[lo - a:] * gain).astype(np.float32)
+                _write(self.out, lo, limited)
+                meter.push(limited)
         return _PassResult(gain_db, meter.lufs(), -20.0 * math.log10(smallest))
 
 
@@ -258,8 +304,9 @@ def _next_gain(history: list[_PassResult], target_lufs: float, max_gain_db: floa
 
 
 def finalize(
-    mix: np.ndarray, sample_rate: int, target_lufs: float = -14.0, ceiling_dbtp: float = -1.0
-) -> tuple[np.ndarray, FinalizeReport]:
+    mix: Audio, sample_rate: int, target_lufs: float = -14.0, ceiling_dbtp: float = -1.0, *,
+    out: Audio | None = None,
+) -> tuple[Audio, FinalizeReport]:
     """Loudness-normalise ``mix`` to ``target_lufs`` and true-peak limit it to ``ceiling_dbtp``.
 
     Args:
@@ -267,6 +314,8 @@ def finalize(
         sample_rate: Hz.
         target_lufs: integrated loudness target (BS.1770-4), within the schema's range.
         ceiling_dbtp: true-peak ceiling, within the schema's range.
+        out: where the result goes (same shape as ``mix``; an array or a :class:`ScratchAudio`
+            for long songs streamed from disk); default a new float32 array.
 
     Returns:
         ``(audio, report)``: float32 ``(channels, samples)`` with
@@ -279,10 +328,14 @@ def finalize(
     target_lufs = _check_level("target_lufs", target_lufs)
     ceiling_dbtp = _check_level("ceiling_dbtp", ceiling_dbtp)
     _check_mix(mix)
-    input_lufs = integrated_lufs(mix, sample_rate)
-    out = np.empty(mix.shape, dtype=np.float32)
+    input_lufs = _lufs(mix, sample_rate)
+    if out is None:
+        out = np.empty(mix.shape, dtype=np.float32)
+    elif tuple(out.shape) != tuple(mix.shape):
+        raise ValueError(f"out must have the mix's shape {tuple(mix.shape)}, got {tuple(out.shape)}")
     if input_lufs <= SILENCE_LUFS:
-        out[...] = mix
+        for start in range(0, mix.shape[1], _CHUNK_SAMPLES):
+            _write(out, start, _read(mix, start, start + _CHUNK_SAMPLES).astype(np.float32))
         safety_db, peak_dbtp = _apply_safety(out, sample_rate, ceiling_dbtp)
         return out, FinalizeReport(input_lufs, safety_db, SILENCE_LUFS, peak_dbtp, 0.0, passes=0, silent=True)
 
@@ -297,7 +350,7 @@ def finalize(
         # loudness is exact arithmetic unless blocks near the −70 LUFS absolute gate move across it.
         output_lufs = input_lufs + gain_db
         if input_lufs < _EXACT_SHIFT_MIN_LUFS:
-            output_lufs = integrated_lufs(out, sample_rate)
+            output_lufs = _lufs(out, sample_rate)
         return out, FinalizeReport(input_lufs, gain_db, output_lufs, peak_dbtp, 0.0, passes=0)
 
     # Gain at which the highest peak is reduced by exactly MAX_LIMITER_DRIVE_DB.
@@ -325,14 +378,14 @@ def finalize(
     )
 
 
-def _apply_gain(mix: np.ndarray, gain_db: float, out: np.ndarray) -> None:
+def _apply_gain(mix: Audio, gain_db: float, out: Audio) -> None:
     gain = 10.0 ** (gain_db / 20.0)
     for start in range(0, mix.shape[1], _CHUNK_SAMPLES):
-        stop = start + _CHUNK_SAMPLES
-        np.multiply(mix[:, start:stop], gain, out=out[:, start:stop], casting="unsafe")
+        stop = min(start + _CHUNK_SAMPLES, mix.shape[1])
+        _write(out, start, np.multiply(_read(mix, start, stop), gain).astype(np.float32))
 
 
-def _apply_safety(out: np.ndarray, sample_rate: int, ceiling_dbtp: float) -> tuple[float, float]:
+def _apply_safety(out: Audio, sample_rate: int, ceiling_dbtp: float) -> tuple[float, float]:
     """Scale ``out`` (in place) until its true peak is at or under the ceiling.
 
     Returns:
@@ -340,13 +393,14 @@ def _apply_safety(out: np.ndarray, sample_rate: int, ceiling_dbtp: float) -> tup
     """
     applied_db = 0.0
     for _ in range(8):
-        peak_dbtp = true_peak_dbtp(out, sample_rate)
+        peak_dbtp = _true_peak(out, sample_rate)
         excess_db = peak_dbtp - ceiling_dbtp
         if excess_db <= 0.0:
             return applied_db, peak_dbtp
         step_db = -(excess_db + SAFETY_MARGIN_DB)
         factor = np.float32(10.0 ** (step_db / 20.0))
         for start in range(0, out.shape[1], _CHUNK_SAMPLES):
-            out[:, start:start + _CHUNK_SAMPLES] *= factor
+            stop = min(start + _CHUNK_SAMPLES, out.shape[1])
+            _write(out, start, _read(out, start, stop) * factor)
         applied_db += step_db
     raise RuntimeError("true-peak safety scaling did not converge")  # cannot happen: scaling is linear

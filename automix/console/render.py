@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
 
 import numba
 import numpy as np
@@ -36,6 +37,7 @@ from automix.console.schema import FX, MASTER, TRACK, ParamGroup, db_to_amplitud
 from automix.console.settings import MixSettings
 from automix.console.torch_console import pan_matrix
 from automix.errors import AutomixError
+from automix.io.audio import ScratchAudio
 
 
 @numba.njit(nogil=True, cache=True)
@@ -88,9 +90,9 @@ class _Strip:
 
 
 class _Track:
-    def __init__(self, stem: np.ndarray, params: np.ndarray, sample_rate: int) -> None:
-        self.stem = stem
-        channels = stem.shape[0]
+    def __init__(self, stem: np.ndarray | BlockSource, params: np.ndarray, sample_rate: int) -> None:
+        self.read = (lambda a, b: stem[:, a:b]) if isinstance(stem, np.ndarray) else stem.read
+        channels = _channels(stem)
         self.trim = float(db_to_amplitude(float(params[TRACK.index("trim_db")])))
         self.strip = _Strip(params, TRACK, channels, sample_rate)
         matrix = pan_matrix(
@@ -101,7 +103,7 @@ class _Track:
         self.send = float(send_gain(float(params[TRACK.index("send.reverb_db")])))
 
     def process(self, start: int, stop: int) -> np.ndarray:
-        return self.strip.process(self.stem[:, start:stop], self.trim, self.matrix)
+        return self.strip.process(self.read(start, stop), self.trim, self.matrix)
 
 
 class _PartitionedConvolver:
@@ -139,8 +141,25 @@ class _PartitionedConvolver:
         return out[:, :n]
 
 
-def _validate(stems: Sequence[np.ndarray], sample_rate: int, settings: MixSettings, block_size: int,
-              workers: int) -> int:
+class BlockSource(Protocol):
+    """A stem read block by block (e.g. :class:`automix.io.audio.StemFile`)."""
+
+    channels: int
+    frames: int
+
+    def read(self, start: int, stop: int) -> np.ndarray: ...
+
+
+def _channels(stem: np.ndarray | BlockSource) -> int:
+    return int(stem.shape[0]) if isinstance(stem, np.ndarray) else int(stem.channels)
+
+
+def _frames(stem: np.ndarray | BlockSource) -> int:
+    return int(stem.shape[1]) if isinstance(stem, np.ndarray) else int(stem.frames)
+
+
+def _validate(stems: Sequence[np.ndarray | BlockSource], sample_rate: int, settings: MixSettings,
+              block_size: int, workers: int) -> int:
     if len(stems) == 0:
         raise AutomixError("render: no stems given")
     if len(stems) != len(settings.track_names):
@@ -149,11 +168,12 @@ def _validate(stems: Sequence[np.ndarray], sample_rate: int, settings: MixSettin
         raise AutomixError(f"render: settings.track must be {(len(stems), len(TRACK))}, got {settings.track.shape}")
     n = None
     for name, stem in zip(settings.track_names, stems):
-        if not isinstance(stem, np.ndarray) or stem.ndim != 2 or stem.shape[0] not in (1, 2):
+        is_array = isinstance(stem, np.ndarray) and stem.ndim == 2
+        if not (is_array or hasattr(stem, "read")) or _channels(stem) not in (1, 2):
             raise AutomixError(f"render: stem {name!r} must be a (channels, samples) array with 1 or 2 channels")
-        if n is not None and stem.shape[1] != n:
-            raise AutomixError(f"render: stem {name!r} has {stem.shape[1]} samples, expected {n}")
-        n = stem.shape[1]
+        if n is not None and _frames(stem) != n:
+            raise AutomixError(f"render: stem {name!r} has {_frames(stem)} samples, expected {n}")
+        n = _frames(stem)
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise AutomixError(f"render: sample rate must be a positive integer, got {sample_rate!r}")
     if block_size < 1 or workers < 1:
@@ -162,7 +182,7 @@ def _validate(stems: Sequence[np.ndarray], sample_rate: int, settings: MixSettin
 
 
 def render_console(
-    stems: Sequence[np.ndarray],
+    stems: Sequence[np.ndarray | BlockSource],
     sample_rate: int,
     settings: MixSettings,
     *,
@@ -170,12 +190,19 @@ def render_console(
     workers: int = 2,
     return_tracks: bool = False,
     progress: Callable[[float], None] | None = None,
-) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+    out: np.ndarray | ScratchAudio | None = None,
+    track_sinks: Sequence[Callable[[np.ndarray], None]] | None = None,
+) -> np.ndarray | ScratchAudio | tuple[np.ndarray | ScratchAudio, list[np.ndarray]]:
     """Render the console for a whole song (before finalize).
 
     Args:
         stems: float arrays ``(channels, samples)``, channels 1 or 2, equal lengths, in
-            ``settings.track_names`` order.
+            ``settings.track_names`` order; or :class:`BlockSource` objects (streamed from disk).
+        out: where the mix goes: a ``(2, N)`` array or a :class:`ScratchAudio` on disk
+            (default: a new float32 array). It is also what is returned.
+        track_sinks: one callable per track, called with each consecutive ``(2, n)`` float32
+            block of that track after pan (e.g. an :class:`automix.io.audio.AudioWriter`'s ``write``),
+            so processed stems can be written without holding them.
         sample_rate: Hz.
         settings: physical console settings.
         block_size: samples per processing block (also the reverb partition size).
@@ -198,7 +225,11 @@ def render_console(
             ir = reverb_ir(torch.as_tensor(settings.fx, dtype=torch.float64)[None], sample_rate)[0].numpy()
         reverb = _PartitionedConvolver(ir * return_amp, block_size)
 
-    mix = np.empty((2, n), dtype=np.float32)
+    if track_sinks is not None and len(track_sinks) != len(tracks):
+        raise AutomixError(f"render: {len(track_sinks)} track sinks for {len(tracks)} tracks")
+    mix = np.empty((2, n), dtype=np.float32) if out is None else out
+    if tuple(mix.shape) != (2, n):
+        raise AutomixError(f"render: out must have shape (2, {n}), got {tuple(mix.shape)}")
     track_out = [np.empty((2, n), dtype=np.float32) for _ in tracks] if return_tracks else []
     starts = list(range(0, n, block_size))
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -218,13 +249,19 @@ def render_console(
                 pending = launch(starts[b + 1])  # workers start the next block while we mix this one
             bus = np.zeros((2, stop - start))
             send = np.zeros((2, stop - start))
-            for i, out in enumerate(outs):  # fixed order: bit-identical for any worker count
-                _accumulate(bus, send, out, tracks[i].send if reverb is not None else 0.0)
+            for i, track in enumerate(outs):  # fixed order: bit-identical for any worker count
+                _accumulate(bus, send, track, tracks[i].send if reverb is not None else 0.0)
                 if return_tracks:
-                    track_out[i][:, start:stop] = out
+                    track_out[i][:, start:stop] = track
+                if track_sinks is not None:
+                    track_sinks[i](track.astype(np.float32))
             if reverb is not None:
                 bus += reverb.process(send)
-            mix[:, start:stop] = master.process(bus, 1.0, master_matrix)
+            mixed = master.process(bus, 1.0, master_matrix)
+            if isinstance(mix, ScratchAudio):
+                mix.write(start, mixed)
+            else:
+                mix[:, start:stop] = mixed
             if progress is not None:
                 progress(stop / n)
     finally:

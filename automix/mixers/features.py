@@ -2,17 +2,28 @@
 
 All features are computed on the stem as loaded (before any processing), from a mono
 downmix except the stereo correlation. Levels are dBFS, frequencies Hz.
+
+Speed and memory: a stem is read once, block by block (:func:`analyse_reader`), so the same
+code analyses an array in memory or a file streamed from disk, with the same result. Every
+sample is used for the level features (peak, loudness, frame powers, correlation: they decide
+the trim, the compressor threshold and the roles, and a decimated copy would change them);
+the spectra use at most :data:`MAX_SPECTRUM_FRAMES` evenly spaced ~0.2 s windows (enough to
+characterise a stem; time stays flat for long songs). Compiled kernels accumulate in float64
+straight from the float32 audio, without float64 copies of the stem.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
+import scipy.fft
 
-from automix.console.loudness import integrated_lufs
+from automix.console.loudness import LoudnessAccumulator
 
 LOW_FREQ_HZ = 150.0
 """Power below this frequency counts as low-frequency energy (kick and bass territory)."""
@@ -63,19 +74,56 @@ def _db(power: float) -> float:
     return 10.0 * math.log10(power) if power > 1e-20 else -200.0
 
 
+@numba.njit(cache=True, nogil=True)
+def _frame_sums(x: np.ndarray, n: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``out[f] += Σ x[c, f·n : (f+1)·n]²`` over channels ``c``, float64, for ``out.size`` frames."""
+    for c in range(x.shape[0]):
+        for f in range(out.shape[0]):
+            acc = 0.0
+            for i in range(f * n, (f + 1) * n):
+                v = np.float64(x[c, i])
+                acc += v * v
+            out[f] += acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _peak_and_products(x: np.ndarray, sums: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Update ``sums = [peak, L·L, R·R, L·R]`` with a ``(channels, n)`` block (float64 sums)."""
+    peak = sums[0]
+    ll = 0.0
+    rr = 0.0
+    lr = 0.0
+    stereo = x.shape[0] == 2
+    for i in range(x.shape[1]):
+        left = np.float64(x[0, i])
+        peak = max(peak, abs(left))
+        if stereo:
+            right = np.float64(x[1, i])
+            peak = max(peak, abs(right))
+            ll += left * left
+            rr += right * right
+            lr += left * right
+    sums[0] = peak
+    sums[1] += ll
+    sums[2] += rr
+    sums[3] += lr
+
+
 def frame_power(audio: np.ndarray, sample_rate: int, frame_s: float = FRAME_S) -> np.ndarray:
     """Mean power (averaged over channels) of consecutive non-overlapping frames, ``(frames,)``.
 
     Args:
         audio: ``(channels, samples)`` or ``(samples,)``.
     """
-    x = np.atleast_2d(audio).astype(np.float64)
+    x = np.atleast_2d(audio)
     n = max(1, round(frame_s * sample_rate))
-    frames = max(1, x.shape[-1] // n)
-    x = x[:, : frames * n]
-    if x.shape[-1] < n:
-        x = np.pad(x, ((0, 0), (0, n - x.shape[-1])))
-    return np.mean(x.reshape(x.shape[0], frames, n) ** 2, axis=(0, 2))
+    frames = x.shape[-1] // n
+    if frames == 0:  # shorter than one frame: one zero-padded frame
+        x = np.pad(x.astype(np.float64), ((0, 0), (0, n - x.shape[-1])))
+        frames = 1
+    sums = np.zeros(frames)
+    _frame_sums(np.ascontiguousarray(x[:, : frames * n]), n, sums)
+    return sums / (x.shape[0] * n)
 
 
 def _active(power: np.ndarray) -> np.ndarray:
@@ -86,10 +134,21 @@ def _active(power: np.ndarray) -> np.ndarray:
     return power[power >= loudest * 10 ** (-ACTIVE_RANGE_DB / 10)]
 
 
+def _active_rms_db(power: np.ndarray) -> float:
+    active = _active(power)
+    return _db(float(active.mean())) if active.size else -200.0
+
+
+def _transient_db(power: np.ndarray) -> float:
+    active = _active(power)
+    if active.size < 2:
+        return 0.0
+    return _db(float(np.percentile(active, 90))) - _db(float(np.percentile(active, 50)))
+
+
 def active_rms_dbfs(audio: np.ndarray, sample_rate: int) -> float:
     """RMS level (dBFS) over the frames that are playing, rests ignored."""
-    active = _active(frame_power(audio, sample_rate))
-    return _db(float(active.mean())) if active.size else -200.0
+    return _active_rms_db(frame_power(audio, sample_rate))
 
 
 def transient_db(audio: np.ndarray, sample_rate: int) -> float:
@@ -97,15 +156,31 @@ def transient_db(audio: np.ndarray, sample_rate: int) -> float:
 
     About 0–3 dB for sustained sources (pads, bass notes), 10+ dB for drum hits.
     """
-    active = _active(frame_power(audio, sample_rate, 0.01))
-    if active.size < 2:
-        return 0.0
-    return _db(float(np.percentile(active, 90))) - _db(float(np.percentile(active, 50)))
+    return _transient_db(frame_power(audio, sample_rate, 0.01))
 
 
 MAX_SPECTRUM_FRAMES = 256
 """Spectra average at most this many evenly spaced frames (~95 s at 44.1 kHz): plenty to
 characterise a stem, and analysis time stays flat for long songs."""
+
+
+def _spectrum_layout(samples: int, sample_rate: int) -> tuple[int, np.ndarray]:
+    """``(nperseg, frame starts)`` of :func:`spectra` for a signal of ``samples``."""
+    nperseg = int(2 ** math.ceil(math.log2(sample_rate / 5.0)))
+    nperseg = min(nperseg, 1 << int(math.log2(max(256, samples))))
+    starts = np.arange(0, max(samples, nperseg) - nperseg + 1, nperseg // 2)
+    if starts.size > MAX_SPECTRUM_FRAMES:
+        starts = starts[np.linspace(0, starts.size - 1, MAX_SPECTRUM_FRAMES).round().astype(int)]
+    return nperseg, starts
+
+
+def _spectra_from_frames(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # float32 FFTs: the spectra steer EQ decisions at a dB scale, 1e-6 relative error is irrelevant.
+    nperseg = frames.shape[-1]
+    spectrum = scipy.fft.rfft(frames.astype(np.float32) * np.hanning(nperseg).astype(np.float32), axis=-1)
+    power = spectrum.real**2 + spectrum.imag**2
+    freqs = np.fft.rfftfreq(nperseg, 1.0 / sample_rate)
+    return freqs, power.mean(axis=0, dtype=np.float64), np.median(power.T, axis=1).astype(np.float64)
 
 
 def spectra(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,53 +189,91 @@ def spectra(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray,
     Frames are ~0.2 s (about 5 Hz resolution, so a resonance a few Hz wide stands out). The
     median over time keeps only what is present most of the time (resonances, not passing notes).
     """
-    x = mono.astype(np.float64)
-    nperseg = int(2 ** math.ceil(math.log2(sample_rate / 5.0)))
-    nperseg = min(nperseg, 1 << int(math.log2(max(256, x.size))))
-    if x.size < nperseg:
-        x = np.pad(x, (0, nperseg - x.size))
-    starts = np.arange(0, x.size - nperseg + 1, nperseg // 2)
-    if starts.size > MAX_SPECTRUM_FRAMES:
-        starts = starts[np.linspace(0, starts.size - 1, MAX_SPECTRUM_FRAMES).round().astype(int)]
-    window = np.hanning(nperseg)
-    frames = np.stack([x[s : s + nperseg] for s in starts]) * window
-    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2
-    freqs = np.fft.rfftfreq(nperseg, 1.0 / sample_rate)
-    return freqs, power.mean(axis=0), np.median(power, axis=0)
+    nperseg, starts = _spectrum_layout(mono.size, sample_rate)
+    x = mono if mono.size >= nperseg else np.pad(mono, (0, nperseg - mono.size))
+    frames = np.stack([x[s : s + nperseg] for s in starts])
+    return _spectra_from_frames(frames, sample_rate)
+
+
+@numba.njit(cache=True)
+def _window_medians(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """``out[k] = median(values[lo[k]:hi[k]])`` (compiled: thousands of windows per stem)."""
+    out = np.empty(lo.size)
+    for k in range(lo.size):
+        out[k] = np.median(values[lo[k]:hi[k]])
+    return out
 
 
 def find_resonance(freqs: np.ndarray, psd: np.ndarray) -> tuple[float, float]:
     """Strongest narrow peak in :data:`RESONANCE_BAND_HZ` relative to a 1/3-octave median.
 
     Args:
-        freqs, psd: a power spectrum (use a median-over-time one so only persistent peaks,
-            not passing melody notes, show up).
+        freqs, psd: a power spectrum, ``freqs`` ascending (use a median-over-time one so only
+            persistent peaks, not passing melody notes, show up).
 
     Returns:
         ``(frequency_hz, prominence_db)``; prominence 0 when the band is flat or empty.
     """
-    psd_db = 10.0 * np.log10(np.maximum(psd, 1e-20))
+    psd_db = 10.0 * np.log10(np.maximum(np.asarray(psd, dtype=np.float64), 1e-20))
+    freqs = np.asarray(freqs, dtype=np.float64)
     lo, hi = RESONANCE_BAND_HZ
-    best_hz, best_db = 0.0, 0.0
     third = 2.0 ** (1.0 / 6.0)  # half of a third of an octave each side
     audible = psd_db >= psd_db.max() - RESONANCE_AUDIBLE_DB  # ignore "peaks" in the noise floor
-    for i in np.flatnonzero((freqs >= lo) & (freqs <= hi) & audible):
-        window = (freqs >= freqs[i] / third) & (freqs <= freqs[i] * third)
-        prominence = float(psd_db[i] - np.median(psd_db[window]))
-        if prominence > best_db:
-            best_hz, best_db = float(freqs[i]), prominence
-    return best_hz, best_db
+    candidates = np.flatnonzero((freqs >= lo) & (freqs <= hi) & audible)
+    if candidates.size == 0:
+        return 0.0, 0.0
+    # Each candidate's window is the bins within 1/6 octave of it (inclusive), as index bounds.
+    first = np.searchsorted(freqs, freqs[candidates] / third, side="left")
+    last = np.searchsorted(freqs, freqs[candidates] * third, side="right")
+    prominence = psd_db[candidates] - _window_medians(psd_db, first, last)
+    best = int(np.argmax(prominence))  # the first of equal maxima, like a strict scan
+    if not prominence[best] > 0.0:
+        return 0.0, 0.0
+    return float(freqs[candidates[best]]), float(prominence[best])
 
 
-def analyse_stem(audio: np.ndarray, sample_rate: int) -> StemFeatures:
-    """Measure one stem, float32 ``(channels, samples)``."""
-    audio = np.asarray(audio, dtype=np.float32)
-    mono = audio.mean(axis=0)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+Reader = Callable[[int, int], np.ndarray]
+"""``read(start, stop)`` → float32 ``(channels, stop - start)``: a stem's samples, from memory or disk."""
+
+ANALYSIS_BLOCK_SAMPLES = 1 << 20
+"""Samples per block of :func:`analyse_reader` (rounded to whole analysis frames)."""
+
+
+def analyse_reader(read: Reader, channels: int, samples: int, sample_rate: int) -> StemFeatures:
+    """Measure one stem given as a block reader (see :data:`Reader`), in one pass plus the
+    spectrum windows. Same result for a file on disk and the same samples in memory."""
+    n10, n50 = max(1, round(0.01 * sample_rate)), max(1, round(FRAME_S * sample_rate))
+    frame_lcm = n10 * n50 // math.gcd(n10, n50)
+    block = frame_lcm * max(1, ANALYSIS_BLOCK_SAMPLES // frame_lcm)  # blocks hold whole frames of both sizes
+    power10 = np.zeros(max(1, samples // n10))
+    power50 = np.zeros(max(1, samples // n50))
+    sums = np.zeros(4)  # peak, L·L, R·R, L·R
+    meter = LoudnessAccumulator(sample_rate, channels)
+    for start in range(0, samples, block):
+        x = np.ascontiguousarray(read(start, min(start + block, samples)), dtype=np.float32)
+        _peak_and_products(x, sums)
+        meter.push(x)
+        for n, power in ((n10, power10), (n50, power50)):
+            count = min(x.shape[1] // n, samples // n - start // n)
+            if count > 0:
+                _frame_sums(x, n, power[start // n : start // n + count])
+        if samples < n50:  # shorter than one 50 ms frame: one zero-padded frame (and 10 ms likewise)
+            for n, power in ((n10, power10), (n50, power50)):
+                if samples < n:
+                    _frame_sums(np.pad(x, ((0, 0), (0, n - samples))), n, power[:1])
+    power10 /= channels * n10
+    power50 /= channels * n50
+
+    peak = float(sums[0])
     peak_db = 20.0 * math.log10(peak) if peak > 0 else -200.0
-    rms_db = active_rms_dbfs(audio, sample_rate)
+    rms_db = _active_rms_db(power50)
 
-    freqs, psd, median_psd = spectra(mono, sample_rate)
+    nperseg, starts = _spectrum_layout(samples, sample_rate)
+    frames = np.zeros((starts.size, nperseg), dtype=np.float32)
+    for k, s in enumerate(starts):
+        piece = read(int(s), min(int(s) + nperseg, samples))
+        frames[k, : piece.shape[1]] = piece.mean(axis=0) if channels > 1 else piece[0]
+    freqs, psd, median_psd = _spectra_from_frames(frames, sample_rate)
     audible = freqs >= 20.0
     total = float(psd[audible].sum())
     if total > 0:
@@ -173,19 +286,17 @@ def analyse_stem(audio: np.ndarray, sample_rate: int) -> StemFeatures:
 
     resonance_hz, resonance_db = find_resonance(freqs, median_psd)
 
-    if audio.shape[0] == 2:
-        left, right = audio[0].astype(np.float64), audio[1].astype(np.float64)
-        denom = math.sqrt(float(left @ left) * float(right @ right))
-        correlation = float(left @ right) / denom if denom > 0 else 0.0
-    else:
-        correlation = 1.0
+    correlation = 1.0
+    if channels == 2:
+        denom = math.sqrt(float(sums[1]) * float(sums[2]))
+        correlation = float(sums[3]) / denom if denom > 0 else 0.0
 
     return StemFeatures(
-        lufs=float(integrated_lufs(audio, sample_rate)),
+        lufs=float(meter.lufs()),
         peak_dbfs=peak_db,
         active_rms_dbfs=rms_db,
         crest_db=peak_db - rms_db,
-        transient_db=transient_db(audio, sample_rate),
+        transient_db=_transient_db(power10),
         centroid_hz=centroid,
         low_ratio=low_ratio,
         low_edge_hz=low_edge,
@@ -193,6 +304,12 @@ def analyse_stem(audio: np.ndarray, sample_rate: int) -> StemFeatures:
         resonance_hz=resonance_hz,
         resonance_db=resonance_db,
     )
+
+
+def analyse_stem(audio: np.ndarray, sample_rate: int) -> StemFeatures:
+    """Measure one stem, float32 ``(channels, samples)``."""
+    audio = np.asarray(audio, dtype=np.float32)
+    return analyse_reader(lambda a, b: audio[:, a:b], audio.shape[0], audio.shape[1], sample_rate)
 
 
 # --------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ so ``mix.json`` explains itself. All values go through the schema and are clippe
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,7 @@ from automix.console.loudness import NORMALISED_STEM_LUFS
 from automix.console.schema import SEND_OFF_DB, TRACK
 from automix.console.settings import MixSettings
 from automix.io.audio import Stem
-from automix.mixers.features import StemFeatures, analyse_stem, infer_role
+from automix.mixers.features import StemFeatures, analyse_reader, infer_role
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,19 @@ def master_chain(fader_db: list[float]) -> dict[str, float]:
 # The mixer
 # --------------------------------------------------------------------------------------
 
+ANALYSIS_WORKERS = 2
+"""Stems analysed in parallel (the compiled kernels and FFTs release the GIL)."""
+
+
+def analyse_stems(stems: list[Stem]) -> dict[str, StemFeatures]:
+    """Features of every stem (in memory or streamed from disk: anything with ``read``/``frames``)."""
+    def one(s: Stem) -> StemFeatures:
+        return analyse_reader(s.read, s.channels, s.frames, s.sample_rate)
+
+    with ThreadPoolExecutor(max_workers=ANALYSIS_WORKERS) as pool:
+        return dict(zip([s.name for s in stems], pool.map(one, stems)))
+
+
 class RulesMixer:
     """The default mixer: analyse every stem, infer its role, apply the rules above."""
 
@@ -245,7 +259,7 @@ class RulesMixer:
     def predict(self, stems: list[Stem], sample_rate: int, *, seed: int = 0) -> MixSettings:
         names = [s.name for s in stems]
         settings = MixSettings.neutral(names, mixer=self.name, sample_rate=sample_rate)
-        features = {s.name: analyse_stem(s.audio, s.sample_rate) for s in stems}
+        features = analyse_stems(stems)
         stereo = {s.name: s.is_stereo for s in stems}
         for name in names:
             settings.roles[name], why = infer_role(name, features[name])
