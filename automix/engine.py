@@ -153,7 +153,7 @@ def stem_output_name(name: str, taken: set[str]) -> str:
 
 
 @dataclass
-class _Plan:
+class OutputPlan:
     out: Path
     params_out: Path | None
     stems_out: Path | None
@@ -161,10 +161,10 @@ class _Plan:
     inputs: list[Path]
 
 
-def _plan_outputs(
+def plan_outputs(
     stems_dir: Path, out: Path, params_out: Path | None, stems_out: Path | None, bit_depth: str,
     force: bool, extra_inputs: list[Path],
-) -> _Plan:
+) -> OutputPlan:
     output_format(out)
     check_bit_depth(bit_depth, out)
     if params_out is not None and Path(params_out).resolve() == Path(out).resolve():
@@ -183,20 +183,20 @@ def _plan_outputs(
         taken: set[str] = set()
         for f in files:
             stem_outputs[f.name] = check_output(stems_out / stem_output_name(f.name, taken), force, inputs)
-    return _Plan(Path(out), params_out, stems_out, stem_outputs, inputs)
+    return OutputPlan(Path(out), params_out, stems_out, stem_outputs, inputs)
 
 
 # --------------------------------------------------------------------------------------
 # Shared back half: render → finalize → write
 # --------------------------------------------------------------------------------------
 
-def _step(progress: Progress | None, name: str, fraction: float) -> None:
+def report_step(progress: Progress | None, name: str, fraction: float) -> None:
     if progress is not None:
         progress(name, fraction)
 
 
-def _render_and_write(
-    stems: list[Stem] | list[StemFile], sample_rate: int, settings: MixSettings, plan: _Plan, *, force: bool,
+def render_and_write(
+    stems: list[Stem] | list[StemFile], sample_rate: int, settings: MixSettings, plan: OutputPlan, *, force: bool,
     bit_depth: str, notes: list[str], started: float, progress: Progress | None,
 ) -> MixResult:
     """Render, finalize and write. Streamed stems (:class:`StemFile`) keep the mix in scratch
@@ -213,22 +213,22 @@ def _render_and_write(
                    for s in stems if s.name in plan.stem_outputs]
         mix_out = stack.enter_context(ScratchAudio(2, frames)) if streamed else None
         final_out = stack.enter_context(ScratchAudio(2, frames)) if streamed else None
-        _step(progress, "render", 0.0)
+        report_step(progress, "render", 0.0)
         mix_audio = render_console(
             stems if streamed else [s.audio for s in stems], sample_rate, settings, out=mix_out,
             track_sinks=[w.write for w in writers] if writers else None,
-            progress=(lambda f: _step(progress, "render", f)) if progress else None,
+            progress=(lambda f: report_step(progress, "render", f)) if progress else None,
         )
-        _step(progress, "finalize", 0.0)
+        report_step(progress, "finalize", 0.0)
         final, report = finalize(mix_audio, sample_rate, settings.target_lufs, settings.ceiling_dbtp, out=final_out)
-        _step(progress, "finalize", 1.0)
+        report_step(progress, "finalize", 1.0)
 
-        _step(progress, "write", 0.0)
+        report_step(progress, "write", 0.0)
         write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs)
         if plan.params_out is not None:
             write_text_atomic(plan.params_out, dumps(settings), force=force, protect=plan.inputs)
         stem_files = [w.commit() for w in writers]
-        _step(progress, "write", 1.0)
+        report_step(progress, "write", 1.0)
 
     return MixResult(
         mix_path=plan.out, params_path=plan.params_out, stems_out=plan.stems_out, stem_files=stem_files,
@@ -241,7 +241,7 @@ def _render_and_write(
     )
 
 
-def _check_predicted(settings: MixSettings, stems: list[Stem], mixer_name: str) -> None:
+def check_predicted(settings: MixSettings, stems: list[Stem], mixer_name: str) -> None:
     """A mixer's output must cover the stems in order with finite values (a bug otherwise)."""
     names = [s.name for s in stems]
     if settings.track_names != names:
@@ -299,24 +299,24 @@ def mix(
         check_finalize_option("--ceiling", "ceiling_dbtp", ceiling_dbtp),
     )
     check_device(device)
-    plan = _plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
+    plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
                          bit_depth, force, [])
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
-    _step(progress, "load", 0.0)
+    report_step(progress, "load", 0.0)
     stems, rate, notes = _load(Path(stems_dir), sample_rate, log, stream)
     try:
-        _step(progress, "load", 1.0)
-        _step(progress, "analyse", 0.0)
+        report_step(progress, "load", 1.0)
+        report_step(progress, "analyse", 0.0)
         settings = mixer.predict(stems, rate, seed=seed)
-        _check_predicted(settings, stems, model)
-        _step(progress, "analyse", 1.0)
+        check_predicted(settings, stems, model)
+        report_step(progress, "analyse", 1.0)
 
         settings.finalize[FINALIZE.index("target_lufs")] = finalize_values[0]
         settings.finalize[FINALIZE.index("ceiling_dbtp")] = finalize_values[1]
         settings.sample_rate = rate
         settings = settings.clipped().rounded()  # render exactly what mix.json will say
-        return _render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
+        return render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
                                  started=started, progress=progress)
     finally:
         _close(stems)
@@ -354,19 +354,19 @@ def render(
     if ceiling_dbtp is not None:
         settings.finalize[FINALIZE.index("ceiling_dbtp")] = check_finalize_option(
             "--ceiling", "ceiling_dbtp", ceiling_dbtp)
-    plan = _plan_outputs(Path(stems_dir), Path(out), None, Path(stems_out) if stems_out else None,
+    plan = plan_outputs(Path(stems_dir), Path(out), None, Path(stems_out) if stems_out else None,
                          bit_depth, force, [params])
 
-    _step(progress, "load", 0.0)
+    report_step(progress, "load", 0.0)
     rate = sample_rate if sample_rate is not None else settings.sample_rate
     stems, rate, notes = _load(Path(stems_dir), rate, log, stream)
     try:
-        _step(progress, "load", 1.0)
+        report_step(progress, "load", 1.0)
         stems = _match_stems(stems, settings, Path(stems_dir), params, plan.inputs)
 
         settings.sample_rate = rate
         settings = settings.clipped().rounded()
-        return _render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
+        return render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
                                  started=started, progress=progress)
     finally:
         _close(stems)

@@ -66,10 +66,17 @@ MAX_LAG_S = 2.0
 MIN_CORRELATION = 0.5
 """A mix whose best least-squares fit from the stems correlates less than this is refused."""
 
+START_SEND_DB = -30.0
+"""Reverb sends start here, not at "off": a parameter at the edge of its range sits where the
+sigmoid is flat, and the fit could not raise a send in a few dozen steps. −30 dB is faint
+enough to leave the starting residual nearly unchanged, and a send the mix does not need
+falls towards off."""
+
 CEILING_MARGIN_DB = 0.5
 """The written ceiling sits this far above the target mix's own true peak."""
 
 _CANDIDATE_LAGS = 5
+_LAG_REFINE = 3  # samples either side of the best candidate checked by the least-squares fit
 _FIT_MAX_SAMPLES = 2_000_000  # alignment scoring uses an evenly strided subset beyond this
 
 # Pure gains that duplicate the fader (or the level finalize sets) are not fitted.
@@ -165,6 +172,9 @@ def align_mix(
             break
     scored = [(_fit_correlation(stems, _shift(mix, lag, n)), lag) for lag in candidates]
     correlation, lag = max(scored)
+    # Filters shift the cross-correlation peak by a sample or two (phase); the fit decides.
+    near = [(_fit_correlation(stems, _shift(mix, lag + d, n)), lag + d) for d in range(-_LAG_REFINE, _LAG_REFINE + 1) if d]
+    correlation, lag = max([(correlation, lag), *near])
     if correlation < MIN_CORRELATION:
         raise AutomixError(
             f"the mix does not look like a mix of these stems (best fit correlation {correlation:.2f} "
@@ -216,12 +226,13 @@ def least_squares_strips(stems: Sequence[np.ndarray], mix: np.ndarray) -> tuple[
 
 
 def initial_settings(names: list[str], stems: Sequence[np.ndarray], mix: np.ndarray) -> MixSettings:
-    """Neutral console with least-squares faders, pans and widths (trim 0)."""
+    """Neutral console with least-squares faders, pans and widths (trim 0), sends at :data:`START_SEND_DB`."""
     gains_db, pans, widths = least_squares_strips(stems, mix)
     settings = MixSettings.neutral(names, mixer="reverse")
     settings.track[:, TRACK.index("gain_db")] = gains_db
     settings.track[:, TRACK.index("pan")] = pans
     settings.track[:, TRACK.index("width")] = widths
+    settings.track[:, TRACK.index("send.reverb_db")] = START_SEND_DB
     return settings.clipped()
 
 

@@ -37,11 +37,11 @@ from automix.engine import (
     Log,
     MixResult,
     Progress,
-    _check_predicted,
-    _plan_outputs,
-    _render_and_write,
-    _step,
     check_finalize_option,
+    check_predicted,
+    plan_outputs,
+    render_and_write,
+    report_step,
 )
 from automix.errors import AudioLoadError, AutomixError
 from automix.io.audio import Stem, load_audio, load_stems, resample
@@ -62,7 +62,7 @@ DEFAULT_STYLE_MODEL = "mst-small"
 REFINE_WINDOWS = 2
 """Analysis excerpts of the stems that refinement mixes at every step."""
 
-REFINE_WINDOW_S = 3.0
+REFINE_WINDOW_S = 1.5
 """Length of each refinement excerpt, seconds (the console cost grows with it)."""
 
 REFERENCE_WINDOWS = 4
@@ -261,13 +261,13 @@ def refine_to_references(
     ref_windows = [reference_windows(r, sample_rate) for r in references]
 
     def report(step: int, _loss: float) -> None:
-        _step(progress, "refine", step / max(steps, 1))
+        report_step(progress, "refine", step / max(steps, 1))
 
     result = refine(stem_windows, ref_windows, init, sample_rate, steps=steps, progress=report)
     af = result.terms["af"]
     info = {
         "steps": steps, "af_before": af[0], "af_after": af[-1], "seconds_per_step": result.seconds_per_step,
-        "windows_s": [round(s / sample_rate, 2) for s in starts],
+        "windows_s": [round(s / sample_rate, 2) for s in starts], "seconds": round(sum(result.step_seconds), 2),
     }
     return result.settings, info
 
@@ -351,21 +351,21 @@ def style_transfer(
         check_finalize_option("--ceiling", "ceiling_dbtp", ceiling_dbtp),
     )
     check_device(device)
-    plan = _plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
+    plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
                          bit_depth, force, refs)
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
-    _step(progress, "load", 0.0)
+    report_step(progress, "load", 0.0)
     stems, rate, notes = load_stems(stems_dir, sample_rate, log)
     references = [load_reference(r, rate) for r in refs]
-    _step(progress, "load", 1.0)
+    report_step(progress, "load", 1.0)
 
-    _step(progress, "analyse", 0.0)
+    report_step(progress, "analyse", 0.0)
     neutral = get_mixer("rules").predict(stems, rate, seed=seed)
-    _check_predicted(neutral, stems, "rules")
+    check_predicted(neutral, stems, "rules")
     transferred = predict_style(mixer, stems, rate, references, seed=seed)
-    _check_predicted(transferred, stems, model)
-    _step(progress, "analyse", 1.0)
+    check_predicted(transferred, stems, model)
+    report_step(progress, "analyse", 1.0)
 
     refine_info: dict[str, Any] = {"steps": 0}
     if refine_steps > 0:
@@ -384,6 +384,6 @@ def style_transfer(
     settings.finalize[FINALIZE.index("ceiling_dbtp")] = finalize_values[1]
     settings.sample_rate = rate
     settings = settings.clipped().rounded()  # render exactly what mix.json will say
-    result = _render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
+    result = render_and_write(stems, rate, settings, plan, force=force, bit_depth=bit_depth, notes=notes,
                                started=started, progress=progress)
     return StyleResult(**vars(result), references=[str(r) for r in refs], amounts=amounts, refine=refine_info)

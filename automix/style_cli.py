@@ -10,29 +10,27 @@ Register them in :mod:`automix.cli` (at the end of the module, after the shared 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from automix.cli import (
-    BitDepth,
-    Force,
-    JsonOut,
-    Out,
-    Quiet,
-    Reporter,
-    SampleRate,
-    StemsDir,
-    StemsOut,
-    _mix_summary,
-    handles_errors,
-)
 
-Amount = Annotated[float | None, typer.Option(min=0.0, max=1.0)]
+def _handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``automix.cli.handles_errors`` applied at call time (see the import note at the end)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from automix.cli import handles_errors
+
+        return handles_errors(fn)(*args, **kwargs)
+
+    return wrapper
 
 
-@handles_errors
+@_handled
 def style_transfer_command(
     stems_dir: StemsDir,
     ref: Annotated[list[Path], typer.Option("--ref", "-r", help="Reference mix to imitate (repeat to blend several).",
@@ -64,6 +62,7 @@ def style_transfer_command(
     json_out: JsonOut = False,
 ) -> None:
     """Mix a folder of stems in the style of one or more reference mixes."""
+    from automix.cli import Reporter, _mix_summary
     from automix.style import style_transfer
 
     report = Reporter(quiet, json_out)
@@ -77,7 +76,7 @@ def style_transfer_command(
     report.emit(result.to_json(), _mix_summary(result, "style-transferred"))
 
 
-@handles_errors
+@_handled
 def reverse_command(
     stems_dir: StemsDir,
     mix: Annotated[Path, typer.Option("--mix", help="The finished mix of these stems.", show_default=False)],
@@ -91,6 +90,7 @@ def reverse_command(
     json_out: JsonOut = False,
 ) -> None:
     """Estimate the console settings that turn these stems into this mix (renders with `automix render`)."""
+    from automix.cli import Reporter
     from automix.reverse import reverse
 
     report = Reporter(quiet, json_out)
@@ -98,3 +98,10 @@ def reverse_command(
         result = reverse(stems_dir, mix, out, steps=steps, sample_rate=sample_rate, force=force,
                          progress=progress, log=report.log)
     report.emit(result.to_json(), f"{result.report()}\nwrote {result.params_path}")
+
+
+# The shared option types are imported last, and only used in (string) annotations that Typer
+# resolves when it builds the command: automix.cli imports this module while it loads (to register
+# the commands), so importing automix.cli at the top would make ``import automix.style_cli`` fail
+# with a circular import whenever this module is imported first.
+from automix.cli import BitDepth, Force, JsonOut, Out, Quiet, SampleRate, StemsDir, StemsOut

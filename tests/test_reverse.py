@@ -91,3 +91,28 @@ def test_an_unrelated_mix_is_refused(three_stems, tmp_path, synth):
         reverse(folder, mix_file, tmp_path / "fit.json", steps=0)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "fit.json").exists()
+
+
+def test_cli_reverse_prints_a_fit_report(three_stems, tmp_path, synth):
+    import typer
+    from typer.testing import CliRunner
+
+    from automix.style_cli import reverse_command
+
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    for name, audio in three_stems.items():
+        synth.write(folder / name, audio, SR)
+    mixed = render_console([three_stems[n] for n in sorted(three_stems)], SR, _known_mix(three_stems))
+    mix_file = synth.write(tmp_path / "mix.flac", mixed, SR)
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    app.command("reverse")(reverse_command)
+    result = CliRunner().invoke(app, ["reverse", str(folder), "--mix", str(mix_file), "-o", str(tmp_path / "p.json"),
+                                      "--steps", "0"])
+    assert result.exit_code == 0, result.output
+    assert "residual" in result.output and "pad.wav" in result.output
+    unrelated = synth.write(tmp_path / "other.wav", synth.hats(2.0, SR, seed=5), SR)
+    refused = CliRunner().invoke(app, ["reverse", str(folder), "--mix", str(unrelated), "-o",
+                                       str(tmp_path / "q.json")])
+    assert refused.exit_code == 2 and "does not look like a mix" in refused.output

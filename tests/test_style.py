@@ -218,3 +218,52 @@ def test_a_bad_reference_fails_before_anything_is_written(short_song, tmp_path):
         style_transfer(folder, [], out, model="rules")
     with pytest.raises(AutomixError, match="--amount"):
         style_transfer(folder, [ref], out, model="rules", amount=2.0)
+
+
+# --------------------------------------------------------------------------------------
+# Command line (registered on a throwaway app; automix/cli.py registers the same functions)
+# --------------------------------------------------------------------------------------
+
+
+def _cli():
+    import typer
+
+    from automix.style_cli import reverse_command, style_transfer_command
+
+    app = typer.Typer()
+    app.callback()(lambda: None)  # keep sub-command names even with few commands
+    app.command("style-transfer")(style_transfer_command)
+    app.command("reverse")(reverse_command)
+    return app
+
+
+def test_cli_defaults_match_the_engine():
+    import inspect
+
+    from automix.refine import DEFAULT_REFINE_STEPS
+    from automix.reverse import DEFAULT_REVERSE_STEPS
+    from automix.style import DEFAULT_STYLE_MODEL
+    from automix.style_cli import reverse_command, style_transfer_command
+
+    style = inspect.signature(style_transfer_command).parameters
+    assert style["refine"].default == DEFAULT_REFINE_STEPS and style["model"].default == DEFAULT_STYLE_MODEL
+    assert inspect.signature(reverse_command).parameters["steps"].default == DEFAULT_REVERSE_STEPS
+
+
+def test_cli_style_transfer_json_and_bad_reference(short_song, tmp_path):
+    from typer.testing import CliRunner
+
+    folder, ref = short_song
+    runner = CliRunner()
+    out = tmp_path / "cli.wav"
+    ok = runner.invoke(_cli(), ["style-transfer", str(folder), "--ref", str(ref), "-o", str(out), "--model", "rules",
+                                "--refine", "0", "--amount", "0.5", "--eq-amount", "0", "--json"])
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.stdout)
+    assert data["style"]["amounts"] == {"amount": 0.5, "eq": 0.0, "dynamics": 0.5, "width": 0.5}
+    assert out.is_file()
+    bad = _bad_reference("short", tmp_path)
+    failed = runner.invoke(_cli(), ["style-transfer", str(folder), "--ref", str(bad), "-o", str(tmp_path / "x.wav"),
+                                    "--model", "rules"])
+    assert failed.exit_code == 2
+    assert "error: reference short.wav" in failed.output
