@@ -24,6 +24,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS
 from automix.errors import AutomixError
 
 app = typer.Typer(
@@ -154,8 +155,10 @@ def mix(
     = None,
     model: Annotated[str, typer.Option("--model", "-m", help="rules, mono, equal-loudness, random, a trained "
                                        "model name or a checkpoint path (see `automix models`).")] = "rules",
-    target_lufs: Annotated[float, typer.Option("--target-lufs", help="Integrated loudness of the mix.")] = -14.0,
-    ceiling: Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")] = -1.0,
+    target_lufs: Annotated[float, typer.Option("--target-lufs", help="Integrated loudness of the mix.")] = (
+        DEFAULT_TARGET_LUFS),
+    ceiling: Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")] = (
+        DEFAULT_CEILING_DBTP),
     stems_out: StemsOut = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (trained models).")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.")] = 0,

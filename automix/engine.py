@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from automix.console.schema import FINALIZE
+from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, FINALIZE
 from automix.console.settings import MixSettings, dumps, load_params
 from automix.errors import AutomixError
 from automix.io.audio import (
@@ -260,8 +260,8 @@ def mix(
     out: str | Path,
     params_out: str | Path | None = None,
     model: str = DEFAULT_MIXER,
-    target_lufs: float = -14.0,
-    ceiling_dbtp: float = -1.0,
+    target_lufs: float = DEFAULT_TARGET_LUFS,
+    ceiling_dbtp: float = DEFAULT_CEILING_DBTP,
     sample_rate: int | None = None,
     stems_out: str | Path | None = None,
     device: str = "auto",

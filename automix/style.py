@@ -31,7 +31,15 @@ import soundfile as sf
 
 from automix.analysis_windows import multitrack_windows, signal_windows
 from automix.console.loudness import SILENCE_LUFS, integrated_lufs
-from automix.console.schema import FINALIZE, FX, MASTER, TRACK, ParamGroup
+from automix.console.schema import (
+    DEFAULT_CEILING_DBTP,
+    DEFAULT_TARGET_LUFS,
+    FINALIZE,
+    FX,
+    MASTER,
+    TRACK,
+    ParamGroup,
+)
 from automix.console.settings import MixSettings
 from automix.engine import (
     Log,
@@ -307,8 +315,8 @@ def style_transfer(
     eq_amount: float | None = None,
     dynamics_amount: float | None = None,
     width_amount: float | None = None,
-    target_lufs: float = -14.0,
-    ceiling_dbtp: float = -1.0,
+    target_lufs: float = DEFAULT_TARGET_LUFS,
+    ceiling_dbtp: float = DEFAULT_CEILING_DBTP,
     sample_rate: int | None = None,
     stems_out: str | Path | None = None,
     device: str = "auto",

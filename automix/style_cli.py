@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
+from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS
+
 
 def _handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``automix.cli.handles_errors`` applied at call time (see the import note at the end)."""
@@ -50,8 +52,10 @@ def style_transfer_command(
                                                           help="Amount for compressors [default: --amount].")] = None,
     width_amount: Annotated[float | None, typer.Option("--width-amount", min=0.0, max=1.0,
                                                        help="Amount for pan and width [default: --amount].")] = None,
-    target_lufs: Annotated[float, typer.Option("--target-lufs", help="Integrated loudness of the mix.")] = -14.0,
-    ceiling: Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")] = -1.0,
+    target_lufs: Annotated[float, typer.Option("--target-lufs", help="Integrated loudness of the mix.")] = (
+        DEFAULT_TARGET_LUFS),
+    ceiling: Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")] = (
+        DEFAULT_CEILING_DBTP),
     stems_out: StemsOut = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (trained models).")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.")] = 0,

@@ -42,7 +42,7 @@ from automix.console.loudness import (
     interval_peaks,
     true_peak_dbtp,
 )
-from automix.console.schema import FINALIZE
+from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, FINALIZE
 from automix.errors import ParamsError
 from automix.io.audio import ScratchAudio
 
@@ -304,7 +304,8 @@ def _next_gain(history: list[_PassResult], target_lufs: float, max_gain_db: floa
 
 
 def finalize(
-    mix: Audio, sample_rate: int, target_lufs: float = -14.0, ceiling_dbtp: float = -1.0, *,
+    mix: Audio, sample_rate: int, target_lufs: float = DEFAULT_TARGET_LUFS,
+    ceiling_dbtp: float = DEFAULT_CEILING_DBTP, *,
     out: Audio | None = None,
 ) -> tuple[Audio, FinalizeReport]:
     """Loudness-normalise ``mix`` to ``target_lufs`` and true-peak limit it to ``ceiling_dbtp``.

@@ -256,6 +256,9 @@ FINALIZE = ParamGroup(
     ],
 )
 
+DEFAULT_TARGET_LUFS: float = FINALIZE.spec("target_lufs").default
+DEFAULT_CEILING_DBTP: float = FINALIZE.spec("ceiling_dbtp").default
+
 GROUPS: dict[str, ParamGroup] = {"track": TRACK, "fx": FX, "master": MASTER, "finalize": FINALIZE}
 
 
