@@ -5,27 +5,39 @@ Conventions every command follows (so new commands stay consistent):
 * decorate with ``@app.command()`` then ``@handles_errors``: an :class:`AutomixError` prints one
   line ``error: …`` on stderr and exits 2; anything else prints one line and exits 1
   (``--debug`` or ``AUTOMIX_DEBUG=1`` adds the traceback);
-* reuse the shared option types below (``Force``, ``Quiet``, ``JsonOut``, …);
+* reuse the shared option types of :mod:`automix.cli_common` (``Force``, ``Quiet``, ``JsonOut``, …);
 * talk through :class:`Reporter`: notes and progress go to stderr, ``--json`` prints exactly
   one JSON object to stdout.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import sys
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
+from automix.cli_common import (
+    BitDepth,
+    Ceiling,
+    Device,
+    Force,
+    JsonOut,
+    Out,
+    ParamsOut,
+    Quiet,
+    Reporter,
+    SampleRate,
+    Seed,
+    StemsDir,
+    StemsOut,
+    TargetLufs,
+    _debug,
+    handles_errors,
+    mix_summary,
+)
 from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS
-from automix.errors import AutomixError
 
 app = typer.Typer(
     name="automix",
@@ -35,106 +47,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-EXIT_USER_ERROR = 2
-EXIT_INTERNAL_ERROR = 1
-
-_debug = {"on": False}
-
-# ---- shared option types ------------------------------------------------------------------
-StemsDir = Annotated[Path, typer.Argument(help="Folder of stems (wav, flac, aiff, ogg, mp3).", show_default=False)]
-Out = Annotated[Path, typer.Option("--out", "-o", help="Output mix (.wav or .flac).", show_default=False)]
-StemsOut = Annotated[
-    Path | None,
-    typer.Option("--stems-out", help="Also write each processed stem (post-fader, panned, stereo, float WAV) here."),
-]
-SampleRate = Annotated[
-    int | None, typer.Option("--sample-rate", help="Render rate in Hz [default: the most common stem rate].")
-]
-BitDepth = Annotated[str, typer.Option("--bit-depth", help="Output sample format: 16, 24 or 32f.")]
-Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No notes or progress on stderr.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON summary to stdout.")]
-
-
-# ---- error handling ------------------------------------------------------------------------
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def handles_errors(fn: F) -> F:
-    """User errors → ``error: …`` + exit 2; bugs → one line + exit 1 (traceback with --debug)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except AutomixError as e:
-            if _debug["on"]:
-                traceback.print_exc()
-            typer.echo(f"error: {_one_line(str(e))}", err=True)
-            raise typer.Exit(EXIT_USER_ERROR) from None
-        except KeyboardInterrupt:
-            typer.echo("error: interrupted", err=True)
-            raise typer.Exit(130) from None
-        except Exception as e:  # noqa: BLE001 - the one place that turns bugs into exit 1
-            if _debug["on"]:
-                traceback.print_exc()
-            hint = "" if _debug["on"] else " (run with --debug or AUTOMIX_DEBUG=1 for the traceback)"
-            typer.echo(f"internal error: {type(e).__name__}: {_one_line(str(e))}{hint}", err=True)
-            raise typer.Exit(EXIT_INTERNAL_ERROR) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-# ---- output ---------------------------------------------------------------------------------
-class Reporter:
-    """Notes and progress to stderr (rich), results to stdout as JSON when asked."""
-
-    def __init__(self, quiet: bool = False, as_json: bool = False) -> None:
-        from rich.console import Console
-
-        self.quiet = quiet
-        self.as_json = as_json
-        self.console = Console(stderr=True, highlight=False)
-
-    def log(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(message, markup=False, soft_wrap=True)
-
-    @contextmanager
-    def progress(self) -> Iterator[Callable[[str, float], None] | None]:
-        """A ``(step, fraction)`` callback drawing one bar, or None when quiet or not a terminal."""
-        if self.quiet or not self.console.is_terminal:
-            yield None
-            return
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(TextColumn("{task.description:>8}"), BarColumn(), TimeElapsedColumn(),
-                      console=self.console, transient=True) as bar:
-            task = bar.add_task("load", total=1.0)
-            yield lambda step, fraction: bar.update(task, description=step, completed=fraction)
-
-    def emit(self, data: dict[str, Any], summary: str) -> None:
-        """The command's result: JSON on stdout with ``--json``, else a summary line on stderr."""
-        if self.as_json:
-            sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-        else:
-            self.log(summary)
-
-
-def _mix_summary(result: Any, verb: str) -> str:
-    params = f" and {result.params_path}" if result.params_path else ""
-    stems = f"; {len(result.stem_files)} stems in {result.stems_out}" if result.stem_files else ""
-    return (f"{verb} {len(result.tracks)} stems with {result.mixer} → {result.mix_path}{params} "
-            f"({result.loudness_lufs:.1f} LUFS, {result.true_peak_dbtp:.1f} dBTP, "
-            f"{result.duration_s:.1f} s of audio in {result.seconds:.1f} s){stems}")
 
 
 # ---- commands ------------------------------------------------------------------------------
@@ -151,17 +63,14 @@ def _root(
 def mix(
     stems_dir: StemsDir,
     out: Out,
-    params: Annotated[Path | None, typer.Option("--params", help="Where to write the settings [default: OUT.json].")]
-    = None,
+    params: ParamsOut = None,
     model: Annotated[str, typer.Option("--model", "-m", help="rules, mono, equal-loudness, random, a trained "
                                        "model name or a checkpoint path (see `automix models`).")] = "rules",
-    target_lufs: Annotated[float, typer.Option("--target-lufs", help="Integrated loudness of the mix.")] = (
-        DEFAULT_TARGET_LUFS),
-    ceiling: Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")] = (
-        DEFAULT_CEILING_DBTP),
+    target_lufs: TargetLufs = DEFAULT_TARGET_LUFS,
+    ceiling: Ceiling = DEFAULT_CEILING_DBTP,
     stems_out: StemsOut = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (trained models).")] = "auto",
-    seed: Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.")] = 0,
+    device: Device = "auto",
+    seed: Seed = 0,
     sample_rate: SampleRate = None,
     bit_depth: BitDepth = "24",
     force: Force = False,
@@ -176,7 +85,7 @@ def mix(
         result = engine.mix(stems_dir, out, params, model=model, target_lufs=target_lufs, ceiling_dbtp=ceiling,
                             sample_rate=sample_rate, stems_out=stems_out, device=device, seed=seed, force=force,
                             bit_depth=bit_depth, progress=progress, log=report.log)
-    report.emit(result.to_json(), _mix_summary(result, "mixed"))
+    report.emit(result.to_json(), mix_summary(result, "mixed"))
 
 
 @app.command()
@@ -202,7 +111,7 @@ def render(
         result = engine.render(stems_dir, params, out, stems_out=stems_out, target_lufs=target_lufs,
                                ceiling_dbtp=ceiling, sample_rate=sample_rate, force=force, bit_depth=bit_depth,
                                progress=progress, log=report.log)
-    report.emit(result.to_json(), _mix_summary(result, "rendered"))
+    report.emit(result.to_json(), mix_summary(result, "rendered"))
 
 
 @app.command()

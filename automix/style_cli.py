@@ -1,45 +1,43 @@
 """``automix style-transfer`` and ``automix reverse``: parse options and forward (nothing else).
 
-Register them in :mod:`automix.cli` (at the end of the module, after the shared option types)::
-
-    from automix.style_cli import reverse_command, style_transfer_command
-
-    app.command("style-transfer")(style_transfer_command)
-    app.command("reverse")(reverse_command)
+:mod:`automix.cli` registers both commands.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from automix.cli_common import (
+    BitDepth,
+    Ceiling,
+    Device,
+    Force,
+    JsonOut,
+    Out,
+    ParamsOut,
+    Quiet,
+    Reporter,
+    SampleRate,
+    Seed,
+    StemsDir,
+    StemsOut,
+    TargetLufs,
+    handles_errors,
+    mix_summary,
+)
 from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS
 
 
-def _handled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``automix.cli.handles_errors`` applied at call time (see the import note at the end)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from automix.cli import handles_errors
-
-        return handles_errors(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-@_handled
+@handles_errors
 def style_transfer_command(
     stems_dir: StemsDir,
     ref: Annotated[list[Path], typer.Option("--ref", "-r", help="Reference mix to imitate (repeat to blend several).",
                                             show_default=False)],
     out: Out,
-    params: Annotated[Path | None, typer.Option("--params", help="Where to write the settings [default: OUT.json].")]
-    = None,
+    params: ParamsOut = None,
     model: Annotated[str, typer.Option("--model", "-m", help="A trained model that takes references (mst-small) or "
                                        "any mixer (then --refine does the transfer).")] = "mst-small",
     refine: Annotated[int, typer.Option("--refine", help="Steps of inference-time refinement towards the "
@@ -52,13 +50,11 @@ def style_transfer_command(
                                                           help="Amount for compressors [default: --amount].")] = None,
     width_amount: Annotated[float | None, typer.Option("--width-amount", min=0.0, max=1.0,
                                                        help="Amount for pan and width [default: --amount].")] = None,
-    target_lufs: Annotated[float, typer.Option("--target-lufs", help="Integrated loudness of the mix.")] = (
-        DEFAULT_TARGET_LUFS),
-    ceiling: Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")] = (
-        DEFAULT_CEILING_DBTP),
+    target_lufs: TargetLufs = DEFAULT_TARGET_LUFS,
+    ceiling: Ceiling = DEFAULT_CEILING_DBTP,
     stems_out: StemsOut = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (trained models).")] = "auto",
-    seed: Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.")] = 0,
+    device: Device = "auto",
+    seed: Seed = 0,
     sample_rate: SampleRate = None,
     bit_depth: BitDepth = "24",
     force: Force = False,
@@ -66,7 +62,6 @@ def style_transfer_command(
     json_out: JsonOut = False,
 ) -> None:
     """Mix a folder of stems in the style of one or more reference mixes."""
-    from automix.cli import Reporter, _mix_summary
     from automix.style import style_transfer
 
     report = Reporter(quiet, json_out)
@@ -77,10 +72,10 @@ def style_transfer_command(
             target_lufs=target_lufs, ceiling_dbtp=ceiling, sample_rate=sample_rate, stems_out=stems_out,
             device=device, seed=seed, force=force, bit_depth=bit_depth, progress=progress, log=report.log,
         )
-    report.emit(result.to_json(), _mix_summary(result, "style-transferred"))
+    report.emit(result.to_json(), mix_summary(result, "style-transferred"))
 
 
-@_handled
+@handles_errors
 def reverse_command(
     stems_dir: StemsDir,
     mix: Annotated[Path, typer.Option("--mix", help="The finished mix of these stems.", show_default=False)],
@@ -94,7 +89,6 @@ def reverse_command(
     json_out: JsonOut = False,
 ) -> None:
     """Estimate the console settings that turn these stems into this mix (renders with `automix render`)."""
-    from automix.cli import Reporter
     from automix.reverse import reverse
 
     report = Reporter(quiet, json_out)
@@ -103,9 +97,3 @@ def reverse_command(
                          progress=progress, log=report.log)
     report.emit(result.to_json(), f"{result.report()}\nwrote {result.params_path}")
 
-
-# The shared option types are imported last, and only used in (string) annotations that Typer
-# resolves when it builds the command: automix.cli imports this module while it loads (to register
-# the commands), so importing automix.cli at the top would make ``import automix.style_cli`` fail
-# with a circular import whenever this module is imported first.
-from automix.cli import BitDepth, Force, JsonOut, Out, Quiet, SampleRate, StemsDir, StemsOut

@@ -1,0 +1,127 @@
+"""Pieces every ``automix`` command shares: option types, error handling, output.
+
+Kept apart from :mod:`automix.cli` (which registers the commands) so that command modules
+beside the engine (style transfer, evaluation) can import them without a circular import.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from automix.errors import AutomixError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+_debug = {"on": False}
+
+# ---- shared option types ------------------------------------------------------------------
+StemsDir = Annotated[Path, typer.Argument(help="Folder of stems (wav, flac, aiff, ogg, mp3).", show_default=False)]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output mix (.wav or .flac).", show_default=False)]
+StemsOut = Annotated[
+    Path | None,
+    typer.Option("--stems-out", help="Also write each processed stem (post-fader, panned, stereo, float WAV) here."),
+]
+SampleRate = Annotated[
+    int | None, typer.Option("--sample-rate", help="Render rate in Hz [default: the most common stem rate].")
+]
+BitDepth = Annotated[str, typer.Option("--bit-depth", help="Output sample format: 16, 24 or 32f.")]
+Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No notes or progress on stderr.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON summary to stdout.")]
+ParamsOut = Annotated[
+    Path | None, typer.Option("--params", help="Where to write the settings [default: OUT.json].")
+]
+TargetLufs = Annotated[float, typer.Option("--target-lufs", help="Integrated loudness of the mix.")]
+Ceiling = Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (trained models).")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.")]
+
+
+# ---- error handling ------------------------------------------------------------------------
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def handles_errors(fn: F) -> F:
+    """User errors → ``error: …`` + exit 2; bugs → one line + exit 1 (traceback with --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except AutomixError as e:
+            if _debug["on"]:
+                traceback.print_exc()
+            typer.echo(f"error: {_one_line(str(e))}", err=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as e:  # noqa: BLE001 - the one place that turns bugs into exit 1
+            if _debug["on"]:
+                traceback.print_exc()
+            hint = "" if _debug["on"] else " (run with --debug or AUTOMIX_DEBUG=1 for the traceback)"
+            typer.echo(f"internal error: {type(e).__name__}: {_one_line(str(e))}{hint}", err=True)
+            raise typer.Exit(EXIT_INTERNAL_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ---- output ---------------------------------------------------------------------------------
+class Reporter:
+    """Notes and progress to stderr (rich), results to stdout as JSON when asked."""
+
+    def __init__(self, quiet: bool = False, as_json: bool = False) -> None:
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.as_json = as_json
+        self.console = Console(stderr=True, highlight=False)
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, markup=False, soft_wrap=True)
+
+    @contextmanager
+    def progress(self) -> Iterator[Callable[[str, float], None] | None]:
+        """A ``(step, fraction)`` callback drawing one bar, or None when quiet or not a terminal."""
+        if self.quiet or not self.console.is_terminal:
+            yield None
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description:>8}"), BarColumn(), TimeElapsedColumn(),
+                      console=self.console, transient=True) as bar:
+            task = bar.add_task("load", total=1.0)
+            yield lambda step, fraction: bar.update(task, description=step, completed=fraction)
+
+    def emit(self, data: dict[str, Any], summary: str) -> None:
+        """The command's result: JSON on stdout with ``--json``, else a summary line on stderr."""
+        if self.as_json:
+            sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            self.log(summary)
+
+
+def mix_summary(result: Any, verb: str) -> str:
+    params = f" and {result.params_path}" if result.params_path else ""
+    stems = f"; {len(result.stem_files)} stems in {result.stems_out}" if result.stem_files else ""
+    return (f"{verb} {len(result.tracks)} stems with {result.mixer} → {result.mix_path}{params} "
+            f"({result.loudness_lufs:.1f} LUFS, {result.true_peak_dbtp:.1f} dBTP, "
+            f"{result.duration_s:.1f} s of audio in {result.seconds:.1f} s){stems}")
