@@ -2,13 +2,14 @@
 
 Pipeline of :func:`style_transfer` (same I/O, safety and JSON rules as :func:`automix.engine.mix`):
 
-1. check every output path and load every reference first (a bad reference fails before any
-   heavy work): any length, rate, mono or stereo, lossy or lossless; resampled to the stems'
+1. check every output path and every reference's header first (a missing, undecodable,
+   too short or multichannel reference fails before the stems are read), then load the
+   references: any length, rate, mono or stereo, lossy or lossless; resampled to the stems'
    rate, mono duplicated to stereo, loudness-normalised to :data:`REFERENCE_LUFS`;
 2. the ``rules`` mixer gives the neutral settings (the ``--amount 0`` point);
-3. the model predicts settings for each reference (a trained model looks at the most active
-   excerpts of the song and of the reference itself); several references are blended by
-   averaging the predictions in normalised parameter space;
+3. the model predicts the settings (a trained model looks at the most active excerpts of the
+   song and of each reference; several references are blended by averaging the per-reference
+   predictions in normalised parameter space, see :class:`automix.models.mixer.ModelMixer`);
 4. optional refinement (``refine_steps``): Adam through the differentiable console on the
    most active excerpts, minimising the AF loss to the blended features of all references
    (:mod:`automix.refine`);
@@ -90,6 +91,34 @@ ASPECTS: dict[str, str] = {
 # --------------------------------------------------------------------------------------
 
 
+def check_reference(path: str | Path) -> Path:
+    """Cheap checks of a reference from its header (no decoding): exists, decodable, at most
+    two channels, at least :data:`MIN_REFERENCE_S` long. Returns the path.
+
+    Raises:
+        AudioLoadError: one line naming the file.
+    """
+    path = Path(path)
+    try:
+        info = sf.info(str(path)) if path.is_file() and path.stat().st_size > 0 else None
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        info = None
+    if info is None:
+        try:
+            load_audio(path)  # raises with the loader's wording (missing, empty, cannot decode)
+        except AudioLoadError as e:
+            raise AudioLoadError(f"reference {e}") from None
+        return path
+    if info.channels > 2:
+        raise AudioLoadError(f"reference {path.name}: {info.channels} channels; give a mono or stereo mix")
+    if info.frames / info.samplerate < MIN_REFERENCE_S:
+        raise AudioLoadError(
+            f"reference {path.name}: {info.frames / info.samplerate:.2f} s long; "
+            f"give at least {MIN_REFERENCE_S:g} s of a mix"
+        )
+    return path
+
+
 def load_reference(path: str | Path, sample_rate: int, target_lufs: float = REFERENCE_LUFS) -> np.ndarray:
     """Load a reference mix for analysis.
 
@@ -105,22 +134,11 @@ def load_reference(path: str | Path, sample_rate: int, target_lufs: float = REFE
         AudioLoadError: missing, corrupt, more than two channels, shorter than
             :data:`MIN_REFERENCE_S`, or silent. The message is one line naming the file.
     """
-    path = Path(path)
-    try:
-        channels = sf.info(str(path)).channels if path.is_file() else None
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
-        channels = None  # load_audio reports the decoding error in its own words
-    if channels is not None and channels > 2:
-        raise AudioLoadError(f"reference {path.name}: {channels} channels; give a mono or stereo mix")
+    path = check_reference(path)
     try:
         audio, rate = load_audio(path)
     except AudioLoadError as e:
         raise AudioLoadError(f"reference {e}") from None
-    duration_s = audio.shape[1] / rate
-    if duration_s < MIN_REFERENCE_S:
-        raise AudioLoadError(
-            f"reference {path.name}: {duration_s:.2f} s long; give at least {MIN_REFERENCE_S:g} s of a mix"
-        )
     audio = resample(audio, rate, sample_rate)
     if audio.shape[0] == 1:
         audio = np.concatenate([audio, audio])
@@ -208,33 +226,6 @@ def blend_settings(
     )
 
 
-def average_settings(predictions: Sequence[MixSettings], how: str = "mean") -> MixSettings:
-    """Combine several predictions for the same tracks in normalised space (``mean`` or ``median``)."""
-    if not predictions:
-        raise ValueError("nothing to average")
-    if len(predictions) == 1:
-        return predictions[0]
-    reduce = np.mean if how == "mean" else np.median
-
-    def combine(group: ParamGroup, arrays: list[np.ndarray]) -> np.ndarray:
-        return group.from_normalised(reduce(np.stack([group.to_normalised(a) for a in arrays]), axis=0))
-
-    first = predictions[0]
-    return MixSettings(
-        list(first.track_names),
-        combine(TRACK, [p.track for p in predictions]),
-        combine(FX, [p.fx for p in predictions]),
-        combine(MASTER, [p.master for p in predictions]),
-        np.array(first.finalize), dict(first.roles), {k: list(v) for k, v in first.notes.items()},
-        first.mixer, first.sample_rate,
-    ).clipped()
-
-
-# --------------------------------------------------------------------------------------
-# Prediction and refinement
-# --------------------------------------------------------------------------------------
-
-
 def _accepts_references(mixer: Any) -> bool:
     try:
         return "references" in inspect.signature(mixer.predict).parameters
@@ -244,13 +235,13 @@ def _accepts_references(mixer: Any) -> bool:
 
 def predict_style(mixer: Any, stems: list[Stem], sample_rate: int, references: Sequence[np.ndarray], *,
                   seed: int = 0) -> MixSettings:
-    """The mixer's settings for each reference, averaged (normalised space) to blend references.
+    """The mixer's settings in the style of ``references`` (the mixer blends several).
 
     A mixer that takes no references (e.g. ``rules``) predicts once; refinement then does the transfer.
     """
     if not _accepts_references(mixer):
         return mixer.predict(stems, sample_rate, seed=seed)
-    return average_settings([mixer.predict(stems, sample_rate, seed=seed, references=[ref]) for ref in references])
+    return mixer.predict(stems, sample_rate, seed=seed, references=list(references))
 
 
 def refine_to_references(
@@ -363,6 +354,8 @@ def style_transfer(
                          bit_depth, force, refs)
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
+    for ref in refs:
+        check_reference(ref)
     report_step(progress, "load", 0.0)
     stems, rate, notes = load_stems(stems_dir, sample_rate, log)
     references = [load_reference(r, rate) for r in refs]

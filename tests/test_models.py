@@ -171,6 +171,48 @@ def test_model_mixer_trims_to_normalised_level_and_is_deterministic(tmp_path, ki
         assert not np.allclose(c.track[:, 1:], a.track[:, 1:])
 
 
+def test_model_mixer_blends_every_reference_equally(tmp_path):
+    save_checkpoint(tmp_path / "m", _tiny("mst"), {"config": {"data": {"excerpt_s": 2.0, "method": "1"}}})
+    mixer = registry.load_mixer(tmp_path / "m")
+    stems = _stems()
+    rng = np.random.default_rng(5)
+    bright = (0.1 * rng.standard_normal((2, 16000 * 3))).astype(np.float32)
+    dark = np.cumsum(bright, axis=1).astype(np.float32) * np.float32(0.01)  # a very different spectrum
+    one, two = (mixer.predict(stems, 16000, references=[r]) for r in (bright, dark))
+    both = mixer.predict(stems, 16000, references=[bright, dark])
+    free = [i for i, name in enumerate(TRACK.names) if name != "trim_db"]
+    expected = (TRACK.to_normalised(one.track) + TRACK.to_normalised(two.track)) / 2
+    np.testing.assert_allclose(TRACK.to_normalised(both.track)[:, free], expected[:, free], atol=1e-6)
+    # the references pull the prediction apart by far more than the tolerance, so using only
+    # the first one (or only the second) would fail the comparison above
+    assert np.abs(TRACK.to_normalised(one.track) - TRACK.to_normalised(two.track))[:, free].max() > 1e-4
+    expected_master = (MASTER.to_normalised(one.master) + MASTER.to_normalised(two.master)) / 2
+    np.testing.assert_allclose(MASTER.to_normalised(both.master), expected_master, atol=1e-6)
+
+
+def test_model_mixer_takes_the_median_over_song_excerpts(tmp_path, monkeypatch):
+    import automix.models.mixer as mixer_module
+
+    save_checkpoint(tmp_path / "m", _tiny("dmc"), {"config": {"data": {"excerpt_s": 2.0, "method": "1"}}})
+    mixer = registry.load_mixer(tmp_path / "m")
+    seen = []
+    forward = mixer.model.forward
+
+    def spy(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        seen.append(out.track.double().numpy())
+        return out
+
+    monkeypatch.setattr(mixer.model, "forward", spy)
+    settings = mixer.predict(_stems(), 16000)
+    assert mixer_module.ANALYSIS_WINDOWS == seen[0].shape[0] == 3
+    gain = TRACK.index("gain_db")
+    median = TRACK.from_normalised(np.median(seen[0], axis=0))[:, gain]
+    mean = TRACK.from_normalised(seen[0].mean(axis=0))[:, gain]
+    np.testing.assert_allclose(settings.track[:, gain], median, atol=1e-3)
+    assert np.abs(median - mean).max() > 1e-4 or np.ptp(seen[0][:, :, gain], axis=0).max() < 1e-6
+
+
 def test_balance_estimate_recovers_gains_of_an_exact_mix():
     rng = np.random.default_rng(0)
     tracks = torch.from_numpy(rng.uniform(0.0, 1.0, (1, 3, 32)) ** 4)  # distinct spectra (B, T, M)

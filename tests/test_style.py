@@ -17,7 +17,6 @@ from automix.console.settings import MixSettings, load_params
 from automix.errors import AudioLoadError, AutomixError, OutputExistsError
 from automix.style import (
     REFERENCE_LUFS,
-    average_settings,
     blend_settings,
     load_reference,
     style_transfer,
@@ -94,6 +93,23 @@ def test_bad_references_are_one_line_errors(tmp_path, kind, fragment):
     assert fragment in message and "\n" not in message and message.startswith("reference ")
 
 
+@pytest.mark.parametrize(("kind", "fragment"), [
+    ("short", "0.50 s long"), ("corrupt", "cannot decode"), ("8ch", "8 channels"), ("missing", "not found"),
+])
+def test_bad_reference_fails_before_the_stems_are_read(tmp_path, kind, fragment, monkeypatch):
+    from automix import style
+
+    def no_stems(*args, **kwargs):
+        raise AssertionError("stems were loaded before the reference was checked")
+
+    monkeypatch.setattr(style, "load_stems", no_stems)
+    stems = tmp_path / "stems"
+    stems.mkdir()
+    sf.write(str(stems / "tone.wav"), 0.1 * np.ones((SR, 1), np.float32), SR)
+    with pytest.raises(AudioLoadError, match=fragment):
+        style.style_transfer(stems, [_bad_reference(kind, tmp_path)], tmp_path / "out.wav", model="rules")
+
+
 # --------------------------------------------------------------------------------------
 # --amount blending
 # --------------------------------------------------------------------------------------
@@ -154,12 +170,6 @@ def test_amount_outside_zero_one_is_refused(kwargs):
     amount = kwargs.pop("amount", 1.0)
     with pytest.raises(AutomixError, match="between 0 and 1"):
         blend_settings(neutral, transferred, amount, **kwargs)
-
-
-def test_average_of_two_predictions_is_the_normalised_mean():
-    neutral, transferred = _two_settings()
-    mean = average_settings([neutral, transferred])
-    np.testing.assert_allclose(mean.track, blend_settings(neutral, transferred, 0.5).track, rtol=1e-9, atol=1e-9)
 
 
 # --------------------------------------------------------------------------------------

@@ -4,7 +4,10 @@ Inference mirrors training exactly: every stem is trimmed to :data:`NORMALISED_S
 (measured on the whole stem, the trim is written into the settings), resampled to the
 model's analysis rate, and the model looks at the most active excerpts of the song (not its
 first seconds), each as long as the excerpts it was trained on. Normalised predictions are
-averaged over the excerpts and mapped to physical units through the schema.
+combined by the median over the excerpts (one odd excerpt, e.g. a break or a fill, cannot
+drag the mix) and mapped to physical units through the schema. With several references,
+each one is paired with every excerpt of the song and the per-reference medians are
+averaged, so every reference weighs the same.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from automix.errors import AutomixError
 from automix.io.audio import Stem, resample
 
 ANALYSIS_WINDOWS = 3
-"""How many excerpts of the song the model looks at (predictions are averaged)."""
+"""How many excerpts of the song the model looks at (median of their predictions)."""
 
 REFERENCE_LUFS = -16.0
 """References are normalised to this loudness before analysis, in training (see
@@ -83,19 +86,17 @@ class ModelMixer:
         self.rate_hz = int(model.config.sample_rate_hz)
         self.window_s = input_seconds(meta)
 
-    def _reference_windows(self, references: list[np.ndarray], sample_rate: int, count: int) -> torch.Tensor:
-        windows = []
-        for ref in references:
-            if not isinstance(ref, np.ndarray) or ref.ndim != 2 or ref.shape[0] not in (1, 2):
-                raise AutomixError("a reference must be a (channels, samples) array with 1 or 2 channels")
-            x = _stereo(resample(np.asarray(ref, dtype=np.float32), sample_rate, self.rate_hz))
-            if x.shape[0] == 2 and ref.shape[0] == 1:
-                x[1] = x[0]
-            lufs = float(integrated_lufs(x, self.rate_hz))
-            gain_db = float(np.clip(REFERENCE_LUFS - lufs, -40.0, 40.0))
-            picked, _ = signal_windows(x * 10 ** (gain_db / 20.0), self.rate_hz, self.window_s, count)
-            windows += picked
-        return torch.from_numpy(np.stack([windows[i % len(windows)] for i in range(count)]))
+    def _reference_windows(self, reference: np.ndarray, sample_rate: int, count: int) -> torch.Tensor:
+        """``count`` excerpts ``(count, 2, samples)`` of one reference at −16 LUFS (cycled if it has fewer)."""
+        if not isinstance(reference, np.ndarray) or reference.ndim != 2 or reference.shape[0] not in (1, 2):
+            raise AutomixError("a reference must be a (channels, samples) array with 1 or 2 channels")
+        x = _stereo(resample(np.asarray(reference, dtype=np.float32), sample_rate, self.rate_hz))
+        if reference.shape[0] == 1:
+            x[1] = x[0]
+        lufs = float(integrated_lufs(x, self.rate_hz))
+        gain_db = float(np.clip(REFERENCE_LUFS - lufs, -40.0, 40.0))
+        picked, _ = signal_windows(x * 10 ** (gain_db / 20.0), self.rate_hz, self.window_s, count)
+        return torch.from_numpy(np.stack([picked[i % len(picked)] for i in range(count)]))
 
     @torch.no_grad()
     def predict(self, stems: list[Stem], sample_rate: int, *, seed: int = 0,
@@ -117,15 +118,19 @@ class ModelMixer:
         b, t = batch.shape[:2]
         is_stereo = torch.tensor([s.audio.shape[0] == 2 for s in stems]).expand(b, t)
         mask = torch.ones(b, t, dtype=torch.bool)
-        reference = None
-        if references:
-            reference = self._reference_windows(references, sample_rate, b).to(self.device)
-        out = self.model(batch.to(self.device), is_stereo.to(self.device), mask.to(self.device), reference)
-        track = TRACK.from_normalised(out.track.mean(0).double().cpu().numpy())
+        args = (batch.to(self.device), is_stereo.to(self.device), mask.to(self.device))
+        outputs = [self.model(*args, None)] if not references else [
+            self.model(*args, self._reference_windows(ref, sample_rate, b).to(self.device)) for ref in references
+        ]
+
+        def combined(field: str) -> np.ndarray:
+            per_reference = [np.median(getattr(o, field).double().cpu().numpy(), axis=0) for o in outputs]
+            return np.mean(per_reference, axis=0)
+
+        track = TRACK.from_normalised(combined("track"))
         track[:, TRACK.index("trim_db")] = trims_db
         track, fx, master = restrict_to_trained(
-            track, FX.from_normalised(out.fx.mean(0).double().cpu().numpy()),
-            MASTER.from_normalised(out.master.mean(0).double().cpu().numpy()), self.meta)
+            track, FX.from_normalised(combined("fx")), MASTER.from_normalised(combined("master")), self.meta)
         settings = MixSettings([s.name for s in stems], track, fx, master, mixer=self.name, sample_rate=sample_rate)
         for i, stem in enumerate(stems):
             note = f"trim {trims_db[i]:+.1f} dB to {NORMALISED_STEM_LUFS:g} LUFS; {self.name} predicted the rest"
