@@ -224,3 +224,14 @@ def test_balance_estimate_recovers_gains_of_an_exact_mix():
     padded = balance_estimate_db(torch.cat([tracks, tracks[:, :1]], 1), mix, torch.tensor([[True] * 3 + [False]]),
                                  iterations=2000)
     assert torch.allclose(padded[:, :3], gains_db, atol=0.1) and float(padded[0, 3]) == -40.0
+
+
+def test_checkpoint_dir_prefers_env_then_checkout_then_installed_copy(tmp_path):
+    checkout = tmp_path / "src"
+    (checkout / "checkpoints").mkdir(parents=True)
+    assert registry.checkpoint_dir({"AUTOMIX_CHECKPOINT_DIR": "/x/y"}, checkout, "/p") == registry.Path("/x/y")
+    assert registry.checkpoint_dir({}, checkout, "/p") == checkout / "checkpoints"
+    wheel_install = tmp_path / "site-packages"  # no checkpoints/ beside the package
+    wheel_install.mkdir()
+    assert registry.checkpoint_dir({}, wheel_install, tmp_path / "env") == (
+        tmp_path / "env" / "share" / "automix" / "checkpoints")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,27 @@ from automix.errors import AutomixError
 from automix.models.checkpoint import load_checkpoint
 from automix.models.mixer import ModelMixer
 
-CHECKPOINT_DIR = Path(os.environ.get("AUTOMIX_CHECKPOINT_DIR", Path(__file__).resolve().parents[2] / "checkpoints"))
-"""Where the shipped checkpoints live: the repository's ``checkpoints/`` folder, unless the
-``AUTOMIX_CHECKPOINT_DIR`` environment variable names another."""
+INSTALLED_CHECKPOINT_DIR = Path("share") / "automix" / "checkpoints"
+"""Where a wheel install puts the checkpoints, relative to the environment prefix
+(``[tool.setuptools.data-files]`` in pyproject.toml)."""
+
+
+def checkpoint_dir(environ: dict[str, str] | None = None, source_root: Path | None = None,
+                   prefix: str | Path | None = None) -> Path:
+    """The folder of shipped checkpoints: ``AUTOMIX_CHECKPOINT_DIR`` if set, else the checkout's
+    ``checkpoints/`` (editable installs, running from the repository), else the installed copy
+    under the environment prefix (a wheel install, where the source tree is not there)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("AUTOMIX_CHECKPOINT_DIR"):
+        return Path(environ["AUTOMIX_CHECKPOINT_DIR"])
+    source = (source_root or Path(__file__).resolve().parents[2]) / "checkpoints"
+    if source.is_dir():
+        return source
+    return Path(sys.prefix if prefix is None else prefix) / INSTALLED_CHECKPOINT_DIR
+
+
+CHECKPOINT_DIR = checkpoint_dir()
+"""Where the shipped checkpoints live (see :func:`checkpoint_dir`)."""
 
 
 def available_models() -> dict[str, str]:
