@@ -144,3 +144,18 @@ def test_renderer_rejects_inconsistent_stems() -> None:
         render_console([*signals[:3], signals[3][:, :100]], SR, settings)
     with pytest.raises(AutomixError, match="1 or 2 channels"):
         render_console([*signals[:3], np.zeros((3, N), np.float32)], SR, settings)
+
+
+def test_track_sinks_receive_the_returned_tracks_and_do_not_change_the_mix() -> None:
+    signals = _signals()
+    settings = _draw(np.random.default_rng(13), len(signals), dynamics=True)
+    plain = render_console(signals, SR, settings, block_size=5000, workers=2)
+    mix, tracks = render_console(signals, SR, settings, block_size=5000, workers=1, return_tracks=True)
+    received: list[list[np.ndarray]] = [[] for _ in signals]
+    sinks = [blocks.append for blocks in received]
+    streamed = render_console(signals, SR, settings, block_size=5000, workers=2, track_sinks=sinks)
+    assert np.array_equal(plain, mix) and np.array_equal(plain, streamed)
+    for blocks, track in zip(received, tracks):
+        assert [b.shape[1] for b in blocks] == [5000] * 4 + [N - 20000]
+        assert np.array_equal(np.concatenate(blocks, axis=1), track)
+    assert min(float(np.abs(t).max()) for t in tracks) > 1e-3

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +15,9 @@ import torch
 
 from automix.console.biquad import eq_sos, sos_to_numpy
 from automix.console.compressor import BlockCompressor, compress
+from automix.console.design import pan_matrix as design_pan_matrix
 from automix.console.render import render_console
-from automix.console.reverb import reverb_ir
+from automix.console.reverb import NOISE_SEED, gaussian_noise, reverb_ir
 from automix.console.schema import FX, MASTER, TRACK, send_gain
 from automix.console.settings import MixSettings
 from automix.console.torch_console import mix_console, pan_matrix, process_tracks
@@ -300,3 +305,66 @@ def test_every_continuous_parameter_gets_a_gradient() -> None:
         assert torch.all(torch.isfinite(p.grad)), group.name
         missing = [name for name, gr in zip(group.names, grad) if not gr > 0]
         assert not missing, f"{group.name}: no gradient for {missing}"
+
+
+# ---------------------------------------------------------------- one design for NumPy and torch
+
+def test_numpy_designs_match_the_torch_designs() -> None:
+    """The renderer designs in NumPy what the torch console designs in torch: same numbers."""
+    rng = np.random.default_rng(21)
+    track = TRACK.from_normalised(rng.uniform(0, 1, (6, len(TRACK))))
+    master = MASTER.from_normalised(rng.uniform(0, 1, (3, len(MASTER))))
+    fx = FX.from_normalised(rng.uniform(0, 1, (3, len(FX))))
+    stereo = rng.uniform(0, 1, 6) > 0.5
+    for sr in (22050, 44100):
+        for group, params in ((TRACK, track), (MASTER, master)):
+            np_sos = eq_sos(params, group, sr)
+            assert isinstance(np_sos, np.ndarray) and np_sos.shape == (len(params), 7, 6)
+            np.testing.assert_allclose(np_sos, eq_sos(torch.from_numpy(params), group, sr).numpy(), rtol=0, atol=1e-9)
+        np_ir = reverb_ir(fx, sr)
+        assert isinstance(np_ir, np.ndarray)
+        np.testing.assert_allclose(np_ir, reverb_ir(torch.from_numpy(fx), sr).numpy(), rtol=0, atol=1e-9)
+    np_pan = design_pan_matrix(track, stereo)
+    torch_pan = pan_matrix(torch.from_numpy(track), torch.from_numpy(stereo)).numpy()
+    np.testing.assert_allclose(np_pan, torch_pan, rtol=0, atol=1e-9)
+    assert abs(np_pan).max() > 0.1
+
+
+@pytest.mark.parametrize("count", [16, 4000, 4001])
+def test_reverb_noise_is_torch_randn(count: int) -> None:
+    # The IR's noise must stay the samples torch.randn drew with the same seed (and that models
+    # were trained with), including the redrawn tail when the count is not a multiple of 16.
+    generator = torch.Generator().manual_seed(NOISE_SEED)
+    expected = torch.randn(count, generator=generator, dtype=torch.float64).numpy()
+    np.testing.assert_allclose(gaussian_noise(NOISE_SEED, count), expected, rtol=0, atol=1e-12)
+
+
+def test_render_and_finalize_do_not_import_torch(tmp_path) -> None:
+    script = """
+import sys
+import numpy as np
+from automix.console.finalize import finalize
+from automix.console.render import render_console
+from automix.console.settings import MixSettings
+rng = np.random.default_rng(0)
+stems = [(0.1 * rng.standard_normal((1, 30000))).astype(np.float32),
+         (0.1 * rng.standard_normal((2, 30000))).astype(np.float32)]
+s = MixSettings.neutral(["a", "b"])
+for name in ("a", "b"):
+    s.set(name, "eq.band_2.gain_db", 6.0)
+    s.set(name, "compressor.ratio", 4.0)
+    s.set(name, "compressor.threshold_db", -30.0)
+    s.set(name, "send.reverb_db", -12.0)
+s.set_master("eq.high_shelf.gain_db", 2.0)
+s.set_master("compressor.ratio", 2.0)
+s.set_master("compressor.threshold_db", -20.0)
+mix = render_console(stems, 22050, s, block_size=4096)
+out, report = finalize(mix, 22050, -14.0, -1.0)
+assert np.isfinite(out).all() and abs(report.output_lufs + 14.0) < 0.5, report
+print("torch" in sys.modules)
+"""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", script], check=False, cwd=root, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"

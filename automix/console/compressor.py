@@ -26,13 +26,16 @@ each other.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import torch
-from torch import Tensor
 
+from automix.console.design import is_tensor
 from automix.console.schema import ParamGroup, db_to_amplitude
+
+if TYPE_CHECKING:  # torch is imported only by the differentiable path (:func:`compress`)
+    from torch import Tensor
 
 DETECTOR_MS = 5.0
 """RMS detector smoothing time constant (ms): short enough to follow drum hits, long enough
@@ -44,6 +47,11 @@ POWER_FLOOR = 1e-12
 KNEE_FLOOR_DB = 1e-6
 """A zero knee is evaluated as this tiny width, so the curve stays differentiable."""
 
+RECURSION_FASTMATH = {"contract"}
+"""numba flags of the sample-serial kernels: fused multiply-adds halve the latency of each
+recursion step (the cost of these loops). Only rounding changes (≈ 1e-16), and identically for any
+block size or thread count."""
+
 COMPRESSOR_PARAMS: tuple[str, ...] = ("threshold_db", "ratio", "attack_ms", "release_ms", "knee_db", "makeup_db")
 
 
@@ -53,8 +61,8 @@ def time_coeff(time_ms, sample_rate: float):
     Works on floats, NumPy arrays and torch tensors. ``c = 1 − exp(−1 / (τ fs))``.
     """
     scale = -1000.0 / sample_rate
-    if isinstance(time_ms, Tensor):
-        return 1.0 - torch.exp(scale / time_ms)
+    if is_tensor(time_ms):
+        return 1.0 - (scale / time_ms).exp()
     return 1.0 - np.exp(scale / np.asarray(time_ms, dtype=np.float64))
 
 
@@ -64,7 +72,9 @@ def static_gain_db(level_db, threshold_db, ratio, knee_db):
     Below ``threshold − knee/2``: 0; above ``threshold + knee/2``: ``(1/ratio − 1)(level − threshold)``;
     in between the quadratic ``(1/ratio − 1)(level − threshold + knee/2)² / (2 knee)``.
     """
-    if isinstance(level_db, Tensor):
+    if is_tensor(level_db):
+        import torch
+
         knee, where = knee_db.clamp_min(KNEE_FLOOR_DB), torch.where
     else:
         knee, where = np.maximum(knee_db, KNEE_FLOOR_DB), np.where
@@ -92,6 +102,7 @@ def compress(x: Tensor, power: Tensor, settings: dict[str, Tensor], sample_rate:
     Returns:
         ``(R, C, N)`` compressed audio including make-up gain.
     """
+    import torch
     from torchcomp import compressor_core  # numba kernels: import only when used
     from torchlpc import sample_wise_lpc
 
@@ -111,48 +122,71 @@ def compress(x: Tensor, power: Tensor, settings: dict[str, Tensor], sample_rate:
     return x * (gain * makeup).unsqueeze(1)
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath=RECURSION_FASTMATH)
 def _detector_block(x, det_c, state, out_power):
     """Smoothed mean power of a ``(C, n)`` block; ``state[0]`` carries the detector."""
     channels, n = x.shape
     inv_channels = 1.0 / channels
     p = state[0]
+    keep = 1.0 - det_c
     for i in range(n):
         power = 0.0
         for c in range(channels):
             power += x[c, i] * x[c, i]
-        p = p + det_c * (power * inv_channels - p)
+        p = keep * p + det_c * (power * inv_channels)  # the form of the torch path's recursion
         out_power[i] = p
     state[0] = p
 
 
+_DB_PER_LN_POWER = 10.0 / math.log(10.0)  # 10·log10(p) = _DB_PER_LN_POWER · ln(p)
+_LN_PER_DB_AMPLITUDE = math.log(10.0) / 20.0  # 10^(g/20) = exp(_LN_PER_DB_AMPLITUDE · g)
+
+
 @numba.njit(nogil=True, cache=True)
-def _static_curve_block(level_db, threshold_db, ratio, knee_db, out_gr_db):
-    """:func:`static_gain_db` for one block as a scalar loop (NumPy's ``where`` chain costs 10 passes)."""
+def _static_curve_block(level, threshold_db, ratio, knee_db, out, level_scale, out_scale):
+    """:func:`static_gain_db` for one block as a scalar loop (NumPy's ``where`` chain costs 10 passes).
+
+    ``level · level_scale`` is the detector level in dB, and ``out`` receives the gain reduction in
+    dB times ``out_scale`` (``level`` and ``out`` may be the same array). The scales let the
+    caller feed ``ln(power)`` and get ``ln(gain)`` without two more passes over the block.
+    """
     slope = 1.0 / ratio - 1.0
     knee = max(knee_db, KNEE_FLOOR_DB)
-    for i in range(level_db.shape[0]):
-        over = level_db[i] - threshold_db
+    for i in range(level.shape[0]):
+        over = level[i] * level_scale - threshold_db
         if 2.0 * over < -knee:
-            out_gr_db[i] = 0.0
+            gr_db = 0.0
         elif 2.0 * over > knee:
-            out_gr_db[i] = slope * over
+            gr_db = slope * over
         else:
-            out_gr_db[i] = slope * (over + knee / 2.0) ** 2 / (2.0 * knee)
+            gr_db = slope * (over + knee / 2.0) ** 2 / (2.0 * knee)
+        out[i] = gr_db * out_scale
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(inline="always")
+def _ballistics_step(g, t, attack_c, release_c, keep_attack, keep_release):
+    """One step of the attack/release one-pole: ``g (1 − c) + c t``, ``c`` attack if ``t < g``.
+
+    Both candidates are computed and one is selected, so neither a branch misprediction nor the
+    choice of the coefficient sits on the sample-to-sample dependency (one multiply-add does).
+    """
+    attacked = g * keep_attack + attack_c * t
+    released = g * keep_release + release_c * t
+    return attacked if t < g else released
+
+
+@numba.njit(nogil=True, cache=True, fastmath=RECURSION_FASTMATH)
 def _ballistics_block(target, attack_c, release_c, state, out_gain):
     """Attack/release one-pole on the linear gain (torchcomp's recursion); ``state[1]`` carries it."""
     g = state[1]
+    keep_attack, keep_release = 1.0 - attack_c, 1.0 - release_c
     for i in range(target.shape[0]):
-        coeff = attack_c if target[i] < g else release_c
-        g = g * (1.0 - coeff) + coeff * target[i]
+        g = _ballistics_step(g, target[i], attack_c, release_c, keep_attack, keep_release)
         out_gain[i] = g
     state[1] = g
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath=RECURSION_FASTMATH)
 def _ballistics_mix(target, attack_c, release_c, state, x, matrix, out):
     """Ballistics fused with applying the gain and a static ``(2, C)`` channel matrix.
 
@@ -160,17 +194,23 @@ def _ballistics_mix(target, attack_c, release_c, state, x, matrix, out):
     (same recursion as :func:`_ballistics_block`); saves two passes over the block.
     """
     g = state[1]
-    mono = matrix.shape[1] == 1
+    keep_attack, keep_release = 1.0 - attack_c, 1.0 - release_c
     m00, m10 = matrix[0, 0], matrix[1, 0]
-    m01 = 0.0 if mono else matrix[0, 1]
-    m11 = 0.0 if mono else matrix[1, 1]
-    x1 = x[0] if mono else x[1]
-    for i in range(target.shape[0]):
-        coeff = attack_c if target[i] < g else release_c
-        g = g * (1.0 - coeff) + coeff * target[i]
-        a, b = g * x[0, i], g * x1[i]
-        out[0, i] = m00 * a + m01 * b
-        out[1, i] = m10 * a + m11 * b
+    if matrix.shape[1] == 1:
+        for i in range(target.shape[0]):
+            t = target[i]
+            g = _ballistics_step(g, t, attack_c, release_c, keep_attack, keep_release)
+            a = g * x[0, i]
+            out[0, i] = m00 * a
+            out[1, i] = m10 * a
+    else:
+        m01, m11 = matrix[0, 1], matrix[1, 1]
+        for i in range(target.shape[0]):
+            t = target[i]
+            g = _ballistics_step(g, t, attack_c, release_c, keep_attack, keep_release)
+            a, b = g * x[0, i], g * x[1, i]
+            out[0, i] = m00 * a + m01 * b
+            out[1, i] = m10 * a + m11 * b
     state[1] = g
 
 
@@ -219,12 +259,18 @@ class BlockCompressor:
         """
         power = np.empty(x.shape[1])
         _detector_block(np.ascontiguousarray(x, dtype=np.float64), self.det_c, self.state, power)
-        level_db = np.log(np.maximum(power, POWER_FLOOR, out=power), out=power)
-        level_db *= 10.0 / math.log(10.0)
-        gr_db = np.empty_like(level_db)
-        _static_curve_block(level_db, self.threshold_db, self.ratio, self.knee_db, gr_db)
-        gr_db *= math.log(10.0) / 20.0
-        return np.exp(gr_db, out=gr_db)
+        return self.target_from_power(np.maximum(power, POWER_FLOOR, out=power))
+
+    def target_from_power(self, power: np.ndarray) -> np.ndarray:
+        """Static-curve gain ``(n,)`` from the smoothed detector power (already ≥ ``POWER_FLOOR``).
+
+        Overwrites and returns ``power``. For callers that run the detector themselves (the
+        renderer fuses it into its EQ kernel, advancing ``state[0]``).
+        """
+        ln = np.log(power, out=power)
+        _static_curve_block(ln, self.threshold_db, self.ratio, self.knee_db, ln, _DB_PER_LN_POWER,
+                            _LN_PER_DB_AMPLITUDE)
+        return np.exp(ln, out=ln)
 
     def gain(self, x: np.ndarray) -> np.ndarray:
         """Gain ``(n,)`` for a ``(C, n)`` float64 block, make-up excluded; advances the state."""
@@ -233,15 +279,20 @@ class BlockCompressor:
         _ballistics_block(target, self.attack_c, self.release_c, self.state, gain)
         return gain
 
-    def apply(self, x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    def apply(self, x: np.ndarray, matrix: np.ndarray, out: np.ndarray | None = None,
+              power: np.ndarray | None = None) -> np.ndarray:
         """Compress a ``(C, n)`` float64 block and map it through ``matrix`` ``(2, C)`` → ``(2, n)``.
 
         ``matrix`` carries every static gain after the compressor (make-up, fader, pan); the
-        caller includes ``self.makeup`` in it.
+        caller includes ``self.makeup`` in it. ``out`` (``(2, n)`` float64) is filled and returned
+        (default: a new array). ``power``: the block's smoothed detector power if the caller
+        already ran the detector (see :meth:`target_from_power`; overwritten).
         """
-        out = np.empty((matrix.shape[0], x.shape[1]))
+        if out is None:
+            out = np.empty((matrix.shape[0], x.shape[1]))
         if self.active:
-            _ballistics_mix(self._target(x), self.attack_c, self.release_c, self.state, x, matrix, out)
+            target = self._target(x) if power is None else self.target_from_power(power)
+            _ballistics_mix(target, self.attack_c, self.release_c, self.state, x, matrix, out)
         else:
             _mix(x, matrix, out)
         return out

@@ -14,7 +14,9 @@
    :data:`LOUDNESS_TOLERANCE_LU` of the target.
 4. Safety: the true peak of the float32 output is measured with the same oversampled meter
    as :func:`automix.console.loudness.true_peak_dbtp`; any remaining inter-sample over
-   (gain modulation can create one) is removed by scaling the whole output down.
+   (gain modulation can create one) is removed by scaling the whole output down. (When a plain
+   gain leaves the predicted peak clearly under the ceiling, this measurement is skipped: see
+   :data:`PREDICTED_PEAK_MARGIN_DB`.)
 
 Reachability rule: the limiter never takes more than :data:`MAX_LIMITER_DRIVE_DB` off the
 highest peak. When a very crest-heavy mix would need more to reach the target, the output is
@@ -66,6 +68,12 @@ MAX_PASSES = 6
 SAFETY_MARGIN_DB = 0.002
 """Extra reduction when the final safety scaling has to act (covers float32 rounding)."""
 
+PREDICTED_PEAK_MARGIN_DB = 0.01
+"""A plain gain scales the true peak exactly, up to float32 rounding of the output and of the
+meter's arithmetic (a relative error of a few 1e-6, i.e. ≲ 1e-4 dB). When the input's measured
+peak plus the gain is at least this far under the ceiling, the output is not measured again
+(saves a full oversampled pass) and the report gives the predicted peak."""
+
 _CHUNK_SAMPLES = 1 << 20
 _DB_PER_NEPER = 20.0 / math.log(10.0)  # amplitude dB = _DB_PER_NEPER * ln(ratio)
 _EXACT_SHIFT_MIN_LUFS = -55.0  # below this, re-measure instead of adding the gain to the input loudness
@@ -80,7 +88,9 @@ class FinalizeReport:
         input_lufs: integrated loudness of the mix as given.
         gain_db: gain applied before the limiter (after the safety scaling is folded in).
         output_lufs: integrated loudness of the returned audio.
-        true_peak_dbtp: true peak of the returned audio.
+        true_peak_dbtp: true peak of the returned audio (measured; when a plain gain left it at
+            least ``PREDICTED_PEAK_MARGIN_DB`` under the ceiling, the input's measured peak plus
+            the gain, within 1e-3 dB of a measurement).
         limiter_max_reduction_db: the largest gain reduction the limiter applied (≥ 0).
         passes: limiter passes run (0 when a plain gain met the ceiling, or for silence).
         silent: True when the mix was silence (below the −70 LUFS gate) and was returned as is.
@@ -345,7 +355,10 @@ def finalize(
     gain_db = target_lufs - input_lufs
     if gain_db + input_peak_dbtp <= ceiling_dbtp:  # most mixes: a plain gain meets the ceiling
         _apply_gain(mix, gain_db, out)
-        safety_db, peak_dbtp = _apply_safety(out, sample_rate, ceiling_dbtp)  # float32 rounding only
+        if gain_db + input_peak_dbtp <= ceiling_dbtp - PREDICTED_PEAK_MARGIN_DB:
+            safety_db, peak_dbtp = 0.0, gain_db + input_peak_dbtp
+        else:  # close to the ceiling: float32 rounding could matter, so measure
+            safety_db, peak_dbtp = _apply_safety(out, sample_rate, ceiling_dbtp)
         gain_db += safety_db
         # A constant gain shifts every block, and so both gates, by the same amount: the output
         # loudness is exact arithmetic unless blocks near the −70 LUFS absolute gate move across it.
@@ -387,21 +400,23 @@ def _apply_gain(mix: Audio, gain_db: float, out: Audio) -> None:
 
 
 def _apply_safety(out: Audio, sample_rate: int, ceiling_dbtp: float) -> tuple[float, float]:
-    """Scale ``out`` (in place) until its true peak is at or under the ceiling.
+    """Scale ``out`` (in place) so that its true peak is at or under the ceiling.
+
+    The peak is measured once; if it is over, the output is scaled to ``SAFETY_MARGIN_DB`` under
+    the ceiling. Scaling moves the meter's reading by the scale factor up to float32 rounding
+    (≲ 1e-4 dB, see :data:`PREDICTED_PEAK_MARGIN_DB`), far inside the margin, so the scaled
+    output is not measured again.
 
     Returns:
         ``(gain_db, true_peak_dbtp)``: the scaling applied (≤ 0) and the final true peak.
     """
-    applied_db = 0.0
-    for _ in range(8):
-        peak_dbtp = _true_peak(out, sample_rate)
-        excess_db = peak_dbtp - ceiling_dbtp
-        if excess_db <= 0.0:
-            return applied_db, peak_dbtp
-        step_db = -(excess_db + SAFETY_MARGIN_DB)
-        factor = np.float32(10.0 ** (step_db / 20.0))
-        for start in range(0, out.shape[1], _CHUNK_SAMPLES):
-            stop = min(start + _CHUNK_SAMPLES, out.shape[1])
-            _write(out, start, _read(out, start, stop) * factor)
-        applied_db += step_db
-    raise RuntimeError("true-peak safety scaling did not converge")  # cannot happen: scaling is linear
+    peak_dbtp = _true_peak(out, sample_rate)
+    excess_db = peak_dbtp - ceiling_dbtp
+    if excess_db <= 0.0:
+        return 0.0, peak_dbtp
+    factor = np.float32(10.0 ** (-(excess_db + SAFETY_MARGIN_DB) / 20.0))
+    for start in range(0, out.shape[1], _CHUNK_SAMPLES):
+        stop = min(start + _CHUNK_SAMPLES, out.shape[1])
+        _write(out, start, _read(out, start, stop) * factor)
+    applied_db = 20.0 * math.log10(float(factor))  # the gain actually applied (factor is float32)
+    return applied_db, peak_dbtp + applied_db

@@ -1,22 +1,26 @@
 """Full-song block renderer: the console exactly as a DAW would run it.
 
 Same signal flow and the same designed coefficients as the differentiable console
-(:mod:`automix.console.torch_console`), but rendered in time blocks with carried state so
+(:mod:`automix.console.torch_console`), designed here in NumPy (:mod:`automix.console.design`),
+so rendering and finalizing never import torch. Rendered in time blocks with carried state, so
 memory does not grow with song length:
 
-* EQ: exact IIR filtering, ``zi`` carried across blocks, by a small numba kernel that is
-  :func:`scipy.signal.sosfilt`'s transposed direct form II with the trim gain and the
-  float32 → float64 conversion fused in (sections that are exactly the identity, i.e. bands
-  at 0 dB, are skipped);
-* compressor: the numba kernel of :class:`automix.console.compressor.BlockCompressor`
-  (same arithmetic as the torch path, state carried; skipped at ratio 1);
+* EQ: exact IIR filtering (scipy ``sosfilt``'s transposed direct form II, state carried across
+  blocks) by a numba kernel that runs up to four sections per pass with their states in
+  registers, the trim gain, the float32 → float64 conversion and the compressor's detector
+  fused in (sections that are exactly the identity, i.e. bands at 0 dB, are skipped);
+* compressor: :class:`automix.console.compressor.BlockCompressor` (same arithmetic as the torch
+  path, state carried; skipped at ratio 1), its ballistics fused with fader, pan and make-up;
 * reverb: uniformly partitioned FFT convolution (overlap-add, partition = ``block_size``)
   with the IR of :func:`automix.console.reverb.reverb_ir`;
-* tracks of a block run on a thread pool (the numba kernels release the GIL) while the
-  main thread runs the master bus of the previous block. Tracks are always
-  summed in track order, so the output is bit-identical for any ``workers``.
+* tracks run in groups of :data:`GROUP_TRACKS` on a thread pool (the numba kernels release the
+  GIL), chunk by chunk so each track's buffers stay in cache, each group summing its own tracks;
+  the main thread sums the groups, runs the reverb and the master bus of the previous block.
+  The summation order never depends on ``workers``, so the output is bit-identical for any
+  number of workers, and equal to rounding (≈ 1e-7 from the reverb's partitioning) for any
+  ``block_size``.
 
-Everything runs in float64; the result is float32.
+Everything runs in float64 except the reverb's FFTs (float32); the result is float32.
 """
 
 from __future__ import annotations
@@ -28,65 +32,242 @@ from typing import Protocol
 import numba
 import numpy as np
 import scipy.fft
-import torch
 
-from automix.console.biquad import active_sections, eq_sos, sos_to_numpy
-from automix.console.compressor import COMPRESSOR_PARAMS, BlockCompressor
+from automix.console.biquad import active_sections, eq_sos
+from automix.console.compressor import COMPRESSOR_PARAMS, POWER_FLOOR, RECURSION_FASTMATH, BlockCompressor
+from automix.console.design import pan_matrix
 from automix.console.reverb import reverb_ir
 from automix.console.schema import FX, MASTER, TRACK, ParamGroup, db_to_amplitude, send_gain
 from automix.console.settings import MixSettings
-from automix.console.torch_console import pan_matrix
 from automix.errors import AutomixError
 from automix.io.audio import ScratchAudio
 
+GROUP_TRACKS = 4
+"""Tracks one worker task renders and sums. The mix is always summed group by group (in track order
+within a group, then the groups in order), so the output is bit-identical for any ``workers``."""
 
-@numba.njit(nogil=True, cache=True)
-def _gain_and_sos(x, gain, sos, zi, out):
-    """``out = sosfilt(sos, gain · x)`` per channel (transposed direct form II, like scipy).
+CHUNK_SAMPLES = 16384
+"""Samples per strip call inside a block: a track's work buffers and the group's bus (≈ 1 MB)
+stay in the core's L2 cache between the EQ, compressor and summing passes."""
 
-    ``x`` ``(C, n)`` float32/64, ``sos`` ``(S, 6)``, ``zi`` ``(S, C, 2)`` updated in place,
-    ``out`` ``(C, n)`` float64. Fusing the gain and the dtype conversion saves two passes.
+PASS_SECTIONS = 4
+"""EQ sections per pass over a block; their filter states stay in registers for the whole pass."""
+
+_IDENTITY_SECTION = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # pads a pass: y = 1·v + 0 exactly
+
+
+@numba.njit(inline="always")
+def _coefficients(sos, k):
+    """Section ``k`` as a tuple ``(b0, b1, b2, a1, a2)`` (kept in registers, unlike array reads)."""
+    return sos[k, 0], sos[k, 1], sos[k, 2], sos[k, 4], sos[k, 5]
+
+
+@numba.njit(inline="always")
+def _section(v, c, z0, z1):
+    """One transposed-direct-form-II step (scipy's sosfilt recursion); ``c`` from :func:`_coefficients`.
+
+    Returns ``(y, z0, z1)``. ``c1 v + z1`` is summed first: it does not depend on ``y``, so only two
+    multiply-adds sit on the sample-to-sample dependency.
     """
-    sections = sos.shape[0]
-    for c in range(x.shape[0]):
-        for i in range(x.shape[1]):
-            v = gain * x[c, i]
-            for s in range(sections):
-                y = sos[s, 0] * v + zi[s, c, 0]
-                zi[s, c, 0] = sos[s, 1] * v - sos[s, 4] * y + zi[s, c, 1]
-                zi[s, c, 1] = sos[s, 2] * v - sos[s, 5] * y
-                v = y
-            out[c, i] = v
+    y = c[0] * v + z0
+    return y, (c[1] * v + z1) - c[3] * y, c[2] * v - c[4] * y
+
+
+@numba.njit(nogil=True, cache=True, fastmath=RECURSION_FASTMATH)
+def _cascade_pass(src, gain, sos, zi, dst, det_c, det_state, power, power_floor):
+    """``dst = sosfilt(sos, gain · src)`` for exactly ``PASS_SECTIONS`` sections, per channel.
+
+    ``src`` ``(C, n)`` float32/64 (may be ``dst``), ``sos`` ``(4, 6)``, ``zi`` ``(4, C, 2)`` updated
+    in place, ``dst`` ``(C, n)`` float64, C 1 or 2. A stereo block runs both channels in the same
+    loop, so the CPU overlaps their recursions. If ``power`` is not empty, the compressor's
+    detector runs on the output too: ``power[i] = max(p, power_floor)`` with the one-pole
+    ``p = (1 − det_c) p + det_c · mean_c dst[c, i]²`` carried in ``det_state[0]`` (the arithmetic of
+    :func:`automix.console.compressor._detector_block`).
+    """
+    n = src.shape[1]
+    c0, c1, c2, c3 = _coefficients(sos, 0), _coefficients(sos, 1), _coefficients(sos, 2), _coefficients(sos, 3)
+    detect = power.shape[0] > 0
+    p = det_state[0]
+    keep = 1.0 - det_c
+    a00, a01, a10, a11, a20, a21, a30, a31 = (zi[0, 0, 0], zi[0, 0, 1], zi[1, 0, 0], zi[1, 0, 1],
+                                              zi[2, 0, 0], zi[2, 0, 1], zi[3, 0, 0], zi[3, 0, 1])
+    if src.shape[0] == 1:
+        for i in range(n):
+            v = gain * src[0, i]
+            v, a00, a01 = _section(v, c0, a00, a01)
+            v, a10, a11 = _section(v, c1, a10, a11)
+            v, a20, a21 = _section(v, c2, a20, a21)
+            v, a30, a31 = _section(v, c3, a30, a31)
+            dst[0, i] = v
+            if detect:
+                p = keep * p + det_c * (v * v * 1.0)
+                power[i] = max(p, power_floor)
+    else:
+        b00, b01, b10, b11, b20, b21, b30, b31 = (zi[0, 1, 0], zi[0, 1, 1], zi[1, 1, 0], zi[1, 1, 1],
+                                                  zi[2, 1, 0], zi[2, 1, 1], zi[3, 1, 0], zi[3, 1, 1])
+        for i in range(n):
+            v = gain * src[0, i]
+            w = gain * src[1, i]
+            v, a00, a01 = _section(v, c0, a00, a01)
+            w, b00, b01 = _section(w, c0, b00, b01)
+            v, a10, a11 = _section(v, c1, a10, a11)
+            w, b10, b11 = _section(w, c1, b10, b11)
+            v, a20, a21 = _section(v, c2, a20, a21)
+            w, b20, b21 = _section(w, c2, b20, b21)
+            v, a30, a31 = _section(v, c3, a30, a31)
+            w, b30, b31 = _section(w, c3, b30, b31)
+            dst[0, i] = v
+            dst[1, i] = w
+            if detect:
+                p = keep * p + det_c * ((v * v + w * w) * 0.5)
+                power[i] = max(p, power_floor)
+        zi[0, 1, 0], zi[0, 1, 1], zi[1, 1, 0], zi[1, 1, 1] = b00, b01, b10, b11
+        zi[2, 1, 0], zi[2, 1, 1], zi[3, 1, 0], zi[3, 1, 1] = b20, b21, b30, b31
+    zi[0, 0, 0], zi[0, 0, 1], zi[1, 0, 0], zi[1, 0, 1] = a00, a01, a10, a11
+    zi[2, 0, 0], zi[2, 0, 1], zi[3, 0, 0], zi[3, 0, 1] = a20, a21, a30, a31
+    det_state[0] = p
+
+
+@numba.njit(nogil=True, cache=True, fastmath=RECURSION_FASTMATH)
+def _cascade_pair(src_a, src_b, gain_a, gain_b, sos_a, sos_b, zi_a, zi_b, dst_a, dst_b, det_c, det_a, det_b,
+                  power_a, power_b, power_floor):
+    """:func:`_cascade_pass` for two mono strips at once (``a`` and ``b``, each with its own
+    arguments), in one loop so the CPU overlaps their recursions. Each lane's arithmetic is
+    exactly the mono kernel's, so pairing never changes a result."""
+    n = src_a.shape[1]
+    ca0, ca1, ca2, ca3 = _coefficients(sos_a, 0), _coefficients(sos_a, 1), _coefficients(sos_a, 2), \
+        _coefficients(sos_a, 3)
+    cb0, cb1, cb2, cb3 = _coefficients(sos_b, 0), _coefficients(sos_b, 1), _coefficients(sos_b, 2), \
+        _coefficients(sos_b, 3)
+    detect_a, detect_b = power_a.shape[0] > 0, power_b.shape[0] > 0
+    p, q = det_a[0], det_b[0]
+    keep = 1.0 - det_c
+    a00, a01, a10, a11, a20, a21, a30, a31 = (zi_a[0, 0, 0], zi_a[0, 0, 1], zi_a[1, 0, 0], zi_a[1, 0, 1],
+                                              zi_a[2, 0, 0], zi_a[2, 0, 1], zi_a[3, 0, 0], zi_a[3, 0, 1])
+    b00, b01, b10, b11, b20, b21, b30, b31 = (zi_b[0, 0, 0], zi_b[0, 0, 1], zi_b[1, 0, 0], zi_b[1, 0, 1],
+                                              zi_b[2, 0, 0], zi_b[2, 0, 1], zi_b[3, 0, 0], zi_b[3, 0, 1])
+    for i in range(n):
+        v = gain_a * src_a[0, i]
+        w = gain_b * src_b[0, i]
+        v, a00, a01 = _section(v, ca0, a00, a01)
+        w, b00, b01 = _section(w, cb0, b00, b01)
+        v, a10, a11 = _section(v, ca1, a10, a11)
+        w, b10, b11 = _section(w, cb1, b10, b11)
+        v, a20, a21 = _section(v, ca2, a20, a21)
+        w, b20, b21 = _section(w, cb2, b20, b21)
+        v, a30, a31 = _section(v, ca3, a30, a31)
+        w, b30, b31 = _section(w, cb3, b30, b31)
+        dst_a[0, i] = v
+        dst_b[0, i] = w
+        if detect_a:
+            p = keep * p + det_c * (v * v * 1.0)
+            power_a[i] = max(p, power_floor)
+        if detect_b:
+            q = keep * q + det_c * (w * w * 1.0)
+            power_b[i] = max(q, power_floor)
+    zi_a[0, 0, 0], zi_a[0, 0, 1], zi_a[1, 0, 0], zi_a[1, 0, 1] = a00, a01, a10, a11
+    zi_a[2, 0, 0], zi_a[2, 0, 1], zi_a[3, 0, 0], zi_a[3, 0, 1] = a20, a21, a30, a31
+    zi_b[0, 0, 0], zi_b[0, 0, 1], zi_b[1, 0, 0], zi_b[1, 0, 1] = b00, b01, b10, b11
+    zi_b[2, 0, 0], zi_b[2, 0, 1], zi_b[3, 0, 0], zi_b[3, 0, 1] = b20, b21, b30, b31
+    det_a[0], det_b[0] = p, q
 
 
 @numba.njit(nogil=True, cache=True)
-def _accumulate(bus, send, track, send_amp):
-    """``bus += track`` and ``send += send_amp · track`` in one pass over ``(2, n)`` arrays."""
+def _accumulate(bus, send, track, send_amp, first):
+    """``bus += track`` and ``send += send_amp · track`` over ``(2, n)`` arrays.
+
+    ``first``: the bus and send hold garbage and are set instead (the same values as adding to
+    zeros). ``send`` may be empty (no reverb). Branch-free inner loops, so they vectorise.
+    """
     for c in range(track.shape[0]):
-        for i in range(track.shape[1]):
-            v = track[c, i]
-            bus[c, i] += v
-            send[c, i] += send_amp * v
+        if first:
+            for i in range(track.shape[1]):
+                bus[c, i] = track[c, i]
+        else:
+            for i in range(track.shape[1]):
+                bus[c, i] += track[c, i]
+        if send.size == 0:
+            continue
+        if first:
+            for i in range(track.shape[1]):
+                send[c, i] = send_amp * track[c, i]
+        else:
+            for i in range(track.shape[1]):
+                send[c, i] += send_amp * track[c, i]
+
+
+def _pass_coefficients(sos: np.ndarray) -> list[np.ndarray]:
+    """Active ``(S, 6)`` sections → passes of exactly ``PASS_SECTIONS`` (the last padded with identities)."""
+    passes = []
+    for start in range(0, max(sos.shape[0], 1), PASS_SECTIONS):
+        chunk = sos[start:start + PASS_SECTIONS]
+        pad = np.tile(_IDENTITY_SECTION, (PASS_SECTIONS - chunk.shape[0], 1))
+        passes.append(np.ascontiguousarray(np.concatenate([chunk, pad])))
+    return passes
 
 
 class _Strip:
-    """Gain → EQ → compressor of one track or the master, with state carried across blocks."""
+    """Gain → EQ → compressor of one track or the master, with state carried across blocks.
+
+    Not thread safe: one block at a time. Work buffers are reused from block to block; the
+    output buffers alternate, so a block's output stays valid while the next one is processed.
+    """
 
     def __init__(self, params: np.ndarray, group: ParamGroup, channels: int, sample_rate: int) -> None:
-        sos = eq_sos(torch.as_tensor(params, dtype=torch.float64), group, sample_rate)
-        self.sos = np.ascontiguousarray(active_sections(sos_to_numpy(sos)))
-        self.zi = np.zeros((self.sos.shape[0], channels, 2))
+        sos = active_sections(eq_sos(np.asarray(params, dtype=np.float64), group, sample_rate))
+        self.passes = [(coeffs, np.zeros((PASS_SECTIONS, channels, 2))) for coeffs in _pass_coefficients(sos)]
         settings = {k: float(params[group.index(f"compressor.{k}")]) for k in COMPRESSOR_PARAMS}
         self.compressor = BlockCompressor(settings, sample_rate)
+        self.channels = channels
+        self._work = np.empty((channels, 0))
+        self._power = np.empty(0)
+        self._outs: list[np.ndarray] = []
+        self._calls = 0
+
+    def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._work.shape[1] < n:
+            self._work = np.empty((self.channels, n))
+            self._power = np.empty(n if self.compressor.active else 0)
+            self._outs = [np.empty((2, n)), np.empty((2, n))]
+        self._calls += 1
+        power = self._power[:n] if self.compressor.active else self._power
+        return self._work[:, :n], power, self._outs[self._calls % 2][:, :n]
 
     def process(self, x: np.ndarray, gain: float, matrix: np.ndarray) -> np.ndarray:
         """``(C, n)`` → ``matrix @ compress(EQ(gain · x))`` as float64 ``(2, n)``.
 
         ``matrix`` ``(2, C)`` holds the static gains after the compressor (make-up included).
+        The result is overwritten by the call after next.
         """
-        y = np.empty(x.shape, dtype=np.float64)
-        _gain_and_sos(x, gain, self.sos, self.zi, y)
-        return self.compressor.apply(y, matrix)
+        y, power, out = self._buffers(x.shape[1])
+        comp = self.compressor
+        for k, (sos, zi) in enumerate(self.passes):
+            last = k == len(self.passes) - 1
+            _cascade_pass(x if k == 0 else y, gain if k == 0 else 1.0, sos, zi, y, comp.det_c, comp.state,
+                          power if last else power[:0], POWER_FLOOR)
+        return self._finish(y, power, matrix, out)
+
+    def _finish(self, y: np.ndarray, power: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return self.compressor.apply(y, matrix, out=out, power=power if self.compressor.active else None)
+
+    def pairs_with(self, other: _Strip) -> bool:
+        """Both mono with as many EQ passes: :func:`process_pair` can run them together."""
+        return self.channels == other.channels == 1 and len(self.passes) == len(other.passes)
+
+
+def process_pair(a: _Strip, b: _Strip, xa: np.ndarray, xb: np.ndarray, gain_a: float, gain_b: float,
+                 matrix_a: np.ndarray, matrix_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(a.process(xa, …), b.process(xb, …))`` for two strips that :meth:`_Strip.pairs_with` each
+    other, with their EQ passes run by one kernel (bit-identical, faster)."""
+    ya, power_a, out_a = a._buffers(xa.shape[1])
+    yb, power_b, out_b = b._buffers(xb.shape[1])
+    det_c = a.compressor.det_c  # the detector time constant is fixed: equal for every strip
+    for k, ((sos_a, zi_a), (sos_b, zi_b)) in enumerate(zip(a.passes, b.passes)):
+        first, last = k == 0, k == len(a.passes) - 1
+        _cascade_pair(xa if first else ya, xb if first else yb, gain_a if first else 1.0, gain_b if first else 1.0,
+                      sos_a, sos_b, zi_a, zi_b, ya, yb, det_c, a.compressor.state, b.compressor.state,
+                      power_a if last else power_a[:0], power_b if last else power_b[:0], POWER_FLOOR)
+    return a._finish(ya, power_a, matrix_a, out_a), b._finish(yb, power_b, matrix_b, out_b)
 
 
 class _Track:
@@ -95,15 +276,79 @@ class _Track:
         channels = _channels(stem)
         self.trim = float(db_to_amplitude(float(params[TRACK.index("trim_db")])))
         self.strip = _Strip(params, TRACK, channels, sample_rate)
-        matrix = pan_matrix(
-            torch.as_tensor(params, dtype=torch.float64)[None, None], torch.tensor([[channels == 2]])
-        )[0, 0].numpy()
+        matrix = pan_matrix(np.asarray(params, dtype=np.float64), np.array(channels == 2))
         # Fader, pan and the compressor's make-up are all static gains after the compressor.
         self.matrix = np.ascontiguousarray(matrix[:, :channels] * self.strip.compressor.makeup)
         self.send = float(send_gain(float(params[TRACK.index("send.reverb_db")])))
 
-    def process(self, start: int, stop: int) -> np.ndarray:
-        return self.strip.process(self.read(start, stop), self.trim, self.matrix)
+
+class _Group:
+    """Consecutive tracks that one task renders and sums, block by block.
+
+    A block is processed in chunks of :data:`CHUNK_SAMPLES`; within a chunk every track runs its
+    strip and is added to the group's bus and reverb send at once, while both are still in cache.
+    Buses and sends are stored chunk by chunk, ``(chunks, 2, CHUNK_SAMPLES)``, so every chunk is a
+    contiguous array (the compiled kernels are faster on those). Buffers alternate between two
+    sets, so the main thread can read block ``b`` while the group renders block ``b + 1``.
+    """
+
+    def __init__(self, tracks: list[_Track], block_size: int, with_send: bool, keep_tracks: bool) -> None:
+        self.tracks = tracks
+        # Runs of consecutive tracks processed together: pairs of similar mono strips, else singles.
+        self.units: list[list[int]] = []
+        j = 0
+        while j < len(tracks):
+            pair = j + 1 < len(tracks) and tracks[j].strip.pairs_with(tracks[j + 1].strip)
+            self.units.append([j, j + 1] if pair else [j])
+            j += 2 if pair else 1
+        chunks = -(-block_size // CHUNK_SAMPLES)
+        width = min(block_size, CHUNK_SAMPLES)
+        self.buses = [np.empty((chunks, 2, width)) for _ in range(2)]
+        self.sends = [np.empty((chunks, 2, width if with_send else 0)) for _ in range(2)]
+        self.kept = [[np.empty((2, block_size), dtype=np.float32) for _ in tracks] if keep_tracks else []
+                     for _ in range(2)]
+
+    def process(self, parity: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """Render ``[start, stop)``: ``(buses, sends, tracks)``, valid until block + 2 starts.
+
+        ``buses``/``sends``: ``(chunks, 2, CHUNK_SAMPLES)`` (chunk ``k`` holds samples
+        ``start + k·CHUNK_SAMPLES …``; the last one may be partly used); ``tracks``: ``(2, n)`` float32.
+        """
+        n = stop - start
+        buses, sends = self.buses[parity], self.sends[parity]
+        kept = [k[:, :n] for k in self.kept[parity]]
+        inputs = [t.read(start, stop) for t in self.tracks]
+        for k, a in enumerate(range(0, n, CHUNK_SAMPLES)):
+            b = min(a + CHUNK_SAMPLES, n)
+            bus, send = buses[k][:, : b - a], sends[k][:, : b - a]
+            for unit in self.units:
+                if len(unit) == 2:
+                    t, u = self.tracks[unit[0]], self.tracks[unit[1]]
+                    ys = process_pair(t.strip, u.strip, inputs[unit[0]][:, a:b], inputs[unit[1]][:, a:b], t.trim,
+                                      u.trim, t.matrix, u.matrix)
+                else:
+                    t = self.tracks[unit[0]]
+                    ys = (t.strip.process(inputs[unit[0]][:, a:b], t.trim, t.matrix),)
+                for j, y in zip(unit, ys):  # in track order
+                    _accumulate(bus, send, y, self.tracks[j].send, j == 0)
+                    if kept:
+                        kept[j][:, a:b] = y
+        return buses, sends, kept
+
+
+@numba.njit(nogil=True, cache=True)
+def _multiply_accumulate(history, head, ir_spectra, acc):
+    """``acc = Σ_j history[(head − j) mod K] · ir_spectra[j]`` over ``(K, 2, F)`` complex64 arrays."""
+    k = history.shape[0]
+    for j in range(k):
+        h = history[(head - j) % k]
+        ir = ir_spectra[j]
+        for c in range(acc.shape[0]):
+            for f in range(acc.shape[1]):
+                if j == 0:
+                    acc[c, f] = h[c, f] * ir[c, f]
+                else:
+                    acc[c, f] += h[c, f] * ir[c, f]
 
 
 class _PartitionedConvolver:
@@ -114,28 +359,39 @@ class _PartitionedConvolver:
     the inverse FFT plus the second half carried over from the previous block.
     """
 
-    def __init__(self, ir: np.ndarray, partition: int) -> None:
+    def __init__(self, ir: np.ndarray, partition: int, threads: int = 1) -> None:
         self.p = partition
+        # The two channels' FFTs are independent: with threads > 1 they run in parallel (same
+        # result), shortening the main thread's serial work per block.
+        self.threads = threads
         k = -(-ir.shape[-1] // partition)
         padded = np.zeros((ir.shape[0], k * partition))
         padded[:, : ir.shape[-1]] = ir
         parts = padded.reshape(ir.shape[0], k, partition).transpose(1, 0, 2)  # (K, 2, P)
         # complex64: the wet signal is a fraction of the mix, and single precision halves the FFT cost.
-        self.ir_spectra = scipy.fft.rfft(parts.astype(np.float32), n=2 * partition, axis=-1)
+        self.ir_spectra = np.ascontiguousarray(scipy.fft.rfft(parts.astype(np.float32), n=2 * partition, axis=-1))
         self.history = np.zeros_like(self.ir_spectra)  # ring buffer of input spectra
         self.head = 0
+        self.acc = np.empty_like(self.ir_spectra[0])
+        self.frame = np.zeros((ir.shape[0], 2 * partition), dtype=np.float32)  # input block, zero padded
         self.overlap = np.zeros((ir.shape[0], partition), dtype=np.float32)
 
     def process(self, x: np.ndarray) -> np.ndarray:
-        """``(2, n)`` with ``n ≤ P`` (only the last block may be short) → ``(2, n)`` wet signal."""
-        n = x.shape[-1]
-        k = self.history.shape[0]
-        self.head = (self.head + 1) % k
-        self.history[self.head] = scipy.fft.rfft(x.astype(np.float32), n=2 * self.p, axis=-1)
-        acc = self.history[self.head] * self.ir_spectra[0]
-        for j in range(1, k):
-            acc += self.history[(self.head - j) % k] * self.ir_spectra[j]
-        y = scipy.fft.irfft(acc, n=2 * self.p, axis=-1)
+        """``(2, n)`` with ``n ≤ P`` (only the last block may be short) → ``(2, n)`` float32 wet signal."""
+        self.input(x.shape[-1])[:] = x
+        return self.process_input(x.shape[-1])
+
+    def input(self, n: int) -> np.ndarray:
+        """The ``(2, n)`` float32 buffer the next input block goes in (fill it, then :meth:`process_input`)."""
+        return self.frame[:, :n]
+
+    def process_input(self, n: int) -> np.ndarray:
+        """Convolve the block of ``n`` samples written to :meth:`input` → ``(2, n)`` float32 wet signal."""
+        self.head = (self.head + 1) % self.history.shape[0]
+        self.frame[:, n:self.p] = 0.0
+        self.history[self.head] = scipy.fft.rfft(self.frame, axis=-1, workers=self.threads)
+        _multiply_accumulate(self.history, self.head, self.ir_spectra, self.acc)
+        y = scipy.fft.irfft(self.acc, n=2 * self.p, axis=-1, workers=self.threads)
         out = y[:, : self.p] + self.overlap
         self.overlap = y[:, self.p:]
         return out[:, :n]
@@ -221,9 +477,8 @@ def render_console(
     return_amp = float(send_gain(float(settings.fx[FX.index("reverb.return_db")])))
     reverb = None
     if return_amp != 0.0 and any(t.send != 0.0 for t in tracks):
-        with torch.no_grad():
-            ir = reverb_ir(torch.as_tensor(settings.fx, dtype=torch.float64)[None], sample_rate)[0].numpy()
-        reverb = _PartitionedConvolver(ir * return_amp, block_size)
+        ir = reverb_ir(np.asarray(settings.fx, dtype=np.float64)[None], sample_rate)[0]
+        reverb = _PartitionedConvolver(ir * return_amp, block_size, threads=min(workers, 2))
 
     if track_sinks is not None and len(track_sinks) != len(tracks):
         raise AutomixError(f"render: {len(track_sinks)} track sinks for {len(tracks)} tracks")
@@ -231,37 +486,54 @@ def render_console(
     if tuple(mix.shape) != (2, n):
         raise AutomixError(f"render: out must have shape (2, {n}), got {tuple(mix.shape)}")
     track_out = [np.empty((2, n), dtype=np.float32) for _ in tracks] if return_tracks else []
+    block = min(block_size, n)
+    keep = return_tracks or track_sinks is not None
+    groups = [_Group(tracks[g:g + GROUP_TRACKS], block, reverb is not None, keep)
+              for g in range(0, len(tracks), GROUP_TRACKS)]
+    mixed = np.empty((2, block), dtype=np.float32)
     starts = list(range(0, n, block_size))
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
 
-    def launch(start: int) -> list[Future] | list[np.ndarray]:
+    def launch(b: int) -> list[Future] | list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]]:
+        start = starts[b]
         stop = min(start + block_size, n)
         if pool is None:
-            return [t.process(start, stop) for t in tracks]
-        return [pool.submit(t.process, start, stop) for t in tracks]
+            return [g.process(b % 2, start, stop) for g in groups]
+        return [pool.submit(g.process, b % 2, start, stop) for g in groups]
 
     try:
-        pending = launch(starts[0]) if starts else []
+        pending = launch(0) if starts else []
         for b, start in enumerate(starts):
             stop = min(start + block_size, n)
             outs = [r.result() if isinstance(r, Future) else r for r in pending]
             if b + 1 < len(starts):
-                pending = launch(starts[b + 1])  # workers start the next block while we mix this one
-            bus = np.zeros((2, stop - start))
-            send = np.zeros((2, stop - start))
-            for i, track in enumerate(outs):  # fixed order: bit-identical for any worker count
-                _accumulate(bus, send, track, tracks[i].send if reverb is not None else 0.0)
-                if return_tracks:
-                    track_out[i][:, start:stop] = track
-                if track_sinks is not None:
-                    track_sinks[i](track.astype(np.float32))
-            if reverb is not None:
-                bus += reverb.process(send)
-            mixed = master.process(bus, 1.0, master_matrix)
+                pending = launch(b + 1)  # workers start the next block while we mix this one
+            m = stop - start
+            chunks = [(k, a, min(a + CHUNK_SAMPLES, m)) for k, a in enumerate(range(0, m, CHUNK_SAMPLES))]
+            buses, sends, _ = outs[0]
+            for k, a, c in chunks:  # fixed order: bit-identical for any worker count
+                for other_buses, other_sends, _ in outs[1:]:
+                    buses[k][:, : c - a] += other_buses[k][:, : c - a]
+                    if reverb is not None:
+                        sends[k][:, : c - a] += other_sends[k][:, : c - a]
+                if reverb is not None:
+                    reverb.input(m)[:, a:c] = sends[k][:, : c - a]
+            if keep:
+                for i, track in enumerate(t for _, _, kept in outs for t in kept):
+                    if return_tracks:
+                        track_out[i][:, start:stop] = track
+                    if track_sinks is not None:
+                        track_sinks[i](track.copy())
+            wet = reverb.process_input(m) if reverb is not None else None
+            for k, a, c in chunks:
+                bus = buses[k][:, : c - a]
+                if wet is not None:
+                    bus += wet[:, a:c]
+                mixed[:, a:c] = master.process(bus, 1.0, master_matrix)
             if isinstance(mix, ScratchAudio):
-                mix.write(start, mixed)
+                mix.write(start, mixed[:, :m])
             else:
-                mix[:, start:stop] = mixed
+                mix[:, start:stop] = mixed[:, :m]
             if progress is not None:
                 progress(stop / n)
     finally:

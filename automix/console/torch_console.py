@@ -32,6 +32,7 @@ import scipy.fft
 import torch
 from torch import Tensor
 
+from automix.console import design
 from automix.console.biquad import eq_sos, sos_response
 from automix.console.compressor import compress, strip_settings
 from automix.console.reverb import reverb_ir
@@ -72,24 +73,10 @@ def pan_matrix(track_params: Tensor, is_stereo: Tensor) -> Tensor:
 
     Mono (input channel 0 only): constant power, θ = (pan + 1)π/4, L = cos θ, R = sin θ.
     Stereo: width on mid/side (S·width), then balance gL = min(1, √2 cos θ), gR = min(1, √2 sin θ)
-    so the centre is unity.
+    so the centre is unity. The formula lives in :func:`automix.console.design.pan_matrix`,
+    which the renderer calls with NumPy arrays.
     """
-    p = track_params
-    fader = db_to_amplitude(p[..., TRACK.index("gain_db")])
-    theta = (p[..., TRACK.index("pan")] + 1.0) * (math.pi / 4.0)
-    cos_t, sin_t = torch.cos(theta), torch.sin(theta)
-    width = p[..., TRACK.index("width")]
-    zeros = torch.zeros_like(cos_t)
-    mono = torch.stack([torch.stack([cos_t, zeros], -1), torch.stack([sin_t, zeros], -1)], -2)
-    g_left = torch.clamp(math.sqrt(2.0) * cos_t, max=1.0)
-    g_right = torch.clamp(math.sqrt(2.0) * sin_t, max=1.0)
-    direct, cross = (1.0 + width) / 2.0, (1.0 - width) / 2.0
-    stereo = torch.stack(
-        [torch.stack([g_left * direct, g_left * cross], -1), torch.stack([g_right * cross, g_right * direct], -1)],
-        -2,
-    )
-    matrix = torch.where(is_stereo[..., None, None], stereo, mono)
-    return matrix * fader[..., None, None]
+    return design.pan_matrix(track_params, is_stereo)
 
 
 def _check(stems: Tensor, is_stereo: Tensor, track_params: Tensor) -> None:
