@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from automix.errors import AudioLoadError, AutomixError, OutputExistsError
+from automix.io import audio as audio_module
 from automix.io.audio import (
     AudioWriter,
     ScratchAudio,
@@ -121,6 +122,72 @@ def test_corrupt_and_empty_files(tmp_path):
     (tmp_path / "zero.flac").write_bytes(b"")
     with pytest.raises(AudioLoadError, match=r"zero\.flac: empty file"):
         load_audio(tmp_path / "zero.flac")
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), [
+    ("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "PCM_32"), ("WAV", "FLOAT"), ("WAVEX", "PCM_24"),
+    ("WAVEX", "FLOAT"), ("WAV", "PCM_U8"), ("FLAC", "PCM_24"), ("AIFF", "PCM_24"),
+])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decoding_equals_libsndfile(tmp_path, fmt, subtype, channels):
+    """WAV data decoded by automix and everything else (via libsndfile) give libsndfile's values,
+    for the whole file and for blocks read at any offset (the streaming path)."""
+    rng = np.random.default_rng(channels)
+    x = rng.uniform(-1.0, 1.0, (70_001, channels))
+    x[:3] = np.array([1.0, -1.0, 0.0])[:, None]  # full scale both ways and zero
+    path = tmp_path / f"x.{'flac' if fmt == 'FLAC' else 'aiff' if fmt == 'AIFF' else 'wav'}"
+    sf.write(path, x, 44100, subtype=subtype, format=fmt)
+    expected = sf.read(str(path), dtype="float32", always_2d=True)[0].T
+    with sf.SoundFile(str(path)) as info:  # the WAV data this test is about is decoded by automix
+        assert (audio_module._find_wav_data(path, info) is not None) == (fmt != "AIFF" and fmt != "FLAC"
+                                                                         and subtype != "PCM_U8")
+    audio, sr = load_audio(path)
+    assert sr == 44100 and audio.dtype == np.float32 and audio.flags.c_contiguous
+    np.testing.assert_array_equal(audio, expected)
+    opened, _, _ = open_stems(tmp_path)
+    try:
+        for start in (0, 12_345, 69_000):
+            np.testing.assert_array_equal(opened[0].read(start, start + 40_000),
+                                          np.pad(expected[:, start:start + 40_000],
+                                                 ((0, 0), (0, max(0, start + 40_000 - x.shape[0])))))
+    finally:
+        opened[0].close()
+
+
+def test_wav_chunks_before_the_samples_and_truncated_data(tmp_path):
+    """Chunks of odd size before ``fmt``/``data`` are skipped; a data chunk longer than the file
+    yields the frames that are there, like libsndfile."""
+    samples = np.array([0, 1, -1, 2**23 - 1, -(2**23), 12345, -54321, 7], dtype=np.int64)  # stereo frames
+    data = b"".join(int(v & 0xFFFFFF).to_bytes(3, "little") for v in samples)
+    fmt = b"fmt " + (16).to_bytes(4, "little") + (1).to_bytes(2, "little") + (2).to_bytes(2, "little") \
+        + (8000).to_bytes(4, "little") + (8000 * 6).to_bytes(4, "little") + (6).to_bytes(2, "little") \
+        + (24).to_bytes(2, "little")
+    odd = b"LIST" + (5).to_bytes(4, "little") + b"notes" + b"\0"
+    body = b"WAVE" + odd + fmt + odd + b"data" + len(data).to_bytes(4, "little") + data
+    path = tmp_path / "x.wav"
+    path.write_bytes(b"RIFF" + len(body).to_bytes(4, "little") + body)
+    audio, sr = load_audio(path)
+    assert sr == 8000
+    np.testing.assert_array_equal(audio, (samples.reshape(-1, 2).T / 2**23).astype(np.float32))
+    path.write_bytes(path.read_bytes()[:-6])  # the last frame is gone, the header still counts it
+    np.testing.assert_array_equal(load_audio(path)[0], sf.read(str(path), dtype="float32", always_2d=True)[0].T)
+    assert load_audio(path)[0].shape == (2, 3)
+
+
+def test_parallel_loading_reports_the_first_bad_file(tmp_path, synth):
+    for name in ("a.wav", "c.wav", "e.wav"):
+        synth.write(tmp_path / name, sine(220, 44100, channels=2))
+    x = sine(220, 44100, channels=2)
+    x[1, 10], x[0, 20] = np.inf, np.nan
+    synth.write(tmp_path / "b.wav", x)
+    (tmp_path / "d.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+    for load in (load_stems, open_stems):  # in memory and streamed
+        with pytest.raises(AudioLoadError, match=r"^b\.wav: 2 NaN/Inf samples"):
+            load(tmp_path)
+    (tmp_path / "b.wav").unlink()
+    for load in (load_stems, open_stems):
+        with pytest.raises(AudioLoadError, match=r"^d\.wav: cannot decode"):
+            load(tmp_path)
 
 
 def test_folder_errors(tmp_path, synth):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
+import pyloudnorm
 import pytest
+import scipy.fft
 import scipy.signal
 import torch
 
@@ -13,11 +18,18 @@ from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs, true
 from automix.console.render import render_console
 from automix.console.schema import FX, TRACK
 from automix.errors import AutomixError
-from automix.io.audio import Stem, load_audio, load_stems
-from automix.mixers import available_mixers, get_mixer
+from automix.io.audio import Stem, load_audio, load_stems, open_stems
+from automix.mixers import available_mixers, features, get_mixer
 from automix.mixers.baselines import EqualLoudnessMixer, MonoMixer, RandomMixer
-from automix.mixers.features import analyse_stem, find_resonance, role_from_name
-from automix.mixers.rules import RulesMixer, highpass, placement
+from automix.mixers.features import (
+    active_rms_dbfs,
+    analyse_stem,
+    find_resonance,
+    role_from_name,
+    spectra,
+    transient_db,
+)
+from automix.mixers.rules import RulesMixer, analyse_stems, highpass, placement
 
 SR = 44100
 
@@ -178,3 +190,60 @@ def test_loaded_stems_feed_the_mixers(song_dir):
     stems, sr, _ = load_stems(song_dir)
     settings = RulesMixer().predict(stems, sr)
     assert settings.track_names == [s.name for s in stems] and settings.sample_rate == sr
+
+
+# ---- the analysis: one pass over the samples, same numbers in memory and streamed ------------------
+
+
+def test_level_features_match_their_definitions(synth):
+    """The fused pass gives what the separate measurements give: BS.1770 loudness (pyloudnorm's
+    ITU filters), sample peak, 50 ms active RMS, 10 ms transient spread, L/R correlation."""
+    rng = np.random.default_rng(5)
+    n = 37 * SR // 10  # whole 100 ms hops, where pyloudnorm's block layout equals ours
+    left = (0.3 * rng.standard_normal(n) * np.linspace(0.05, 1.0, n)).astype(np.float32)
+    stereo = np.stack([left, 0.6 * left + (0.1 * rng.standard_normal(n)).astype(np.float32)])
+    for audio in (stereo[:1], stereo, synth.kick(3.7)):
+        f = analyse_stem(audio, SR)
+        meter = pyloudnorm.Meter(SR, filter_class="DeMan")
+        assert f.lufs == pytest.approx(meter.integrated_loudness(audio.T.astype(np.float64)), abs=1e-6)
+        assert f.lufs == pytest.approx(integrated_lufs(audio, SR), abs=1e-9)
+        assert f.peak_dbfs == 20 * math.log10(float(np.max(np.abs(audio))))
+        assert f.active_rms_dbfs == pytest.approx(active_rms_dbfs(audio, SR), abs=1e-9)
+        assert f.transient_db == pytest.approx(transient_db(audio, SR), abs=1e-9)
+    l64, r64 = stereo.astype(np.float64)
+    expected = np.dot(l64, r64) / np.sqrt(np.dot(l64, l64) * np.dot(r64, r64))
+    assert analyse_stem(stereo, SR).stereo_correlation == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("frames", [256, 37])  # an even and an odd number of spectrum windows
+def test_spectra_are_mean_and_median_of_hann_windowed_power(frames):
+    rng = np.random.default_rng(frames)
+    nperseg = 2 ** math.ceil(math.log2(SR / 5))  # ~0.2 s or a little more (16384 at 44.1 kHz)
+    x = (0.2 * rng.standard_normal((frames + 1) * nperseg // 2)).astype(np.float32)
+    freqs, mean, median = spectra(x, SR)
+    windows = np.stack([x[s:s + nperseg] for s in range(0, x.size - nperseg + 1, nperseg // 2)])
+    assert windows.shape[0] == frames
+    power = np.abs(scipy.fft.rfft(windows * np.hanning(nperseg).astype(np.float32), axis=-1)) ** 2
+    assert freqs.size == nperseg // 2 + 1
+    np.testing.assert_allclose(mean, power.mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(median, np.median(power, axis=0), rtol=1e-4)
+
+
+def test_streamed_stems_give_the_same_features(tmp_path, synth, monkeypatch):
+    """Features of stems streamed from disk equal those of the loaded stems, whatever the
+    analysis block (blocks that cut frames, hops and spectrum windows included)."""
+    synth.write(tmp_path / "kick.wav", synth.kick(3.3))
+    synth.write(tmp_path / "pad.flac", synth.pad(3.3))
+    loaded, _, _ = load_stems(tmp_path)
+    whole = analyse_stems(loaded)
+    monkeypatch.setattr(features, "ANALYSIS_BLOCK_SAMPLES", 10_007)
+    opened, _, _ = open_stems(tmp_path)
+    try:
+        streamed, blocked = analyse_stems(opened), analyse_stems(loaded)
+    finally:
+        for stem in opened:
+            stem.close()
+    assert streamed == blocked
+    for name, f in whole.items():
+        for field in dataclasses.fields(f):
+            assert getattr(streamed[name], field.name) == pytest.approx(getattr(f, field.name), abs=1e-9)

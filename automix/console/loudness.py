@@ -83,41 +83,69 @@ def _meter(sample_rate: int) -> pyloudnorm.Meter:
 
 
 @lru_cache(maxsize=16)
-def _k_weighting_sos(sample_rate: int) -> np.ndarray:
-    """pyloudnorm's K-weighting (pre-filter shelf, then RLB high-pass) as second-order sections."""
+def k_weighting_sos(sample_rate: int) -> np.ndarray:
+    """pyloudnorm's K-weighting (pre-filter shelf, then RLB high-pass) as second-order sections,
+    ``(2, 6)`` float64 rows ``[b0, b1, b2, 1, a1, a2]``."""
     sections = []
     for stage in _meter(sample_rate)._filters.values():
         b = np.asarray(stage.b, dtype=np.float64) * stage.passband_gain
         a = np.asarray(stage.a, dtype=np.float64)
         sections.append(np.concatenate([b / a[0], a / a[0]]))
-    if len(sections) != 2:  # the compiled filter below is written for exactly two sections
+    if len(sections) != 2:  # the compiled filters below are written for exactly two sections
         raise RuntimeError(f"expected a two-stage K-weighting filter, got {len(sections)} stages")
     return np.array(sections)
 
 
-@numba.njit(cache=True, nogil=True)
-def _k_weighted_power(
-    x: np.ndarray, sos: np.ndarray, zi: np.ndarray, weights: np.ndarray, power: np.ndarray
+_k_weighting_sos = k_weighting_sos  # the name other modules used before it was public
+
+KState = tuple[float, float, float, float, float, float]
+"""K-weighting filter state of one channel (see :func:`k_weight_step`)."""
+
+
+@lru_cache(maxsize=16)
+def k_weighting_coefficients(sample_rate: int) -> tuple[float, ...]:
+    """:func:`k_weighting_sos` flattened for :func:`k_weight_step`:
+    ``(b0, b1, b2, a1, a2)`` of the shelf, then of the high-pass."""
+    sos = k_weighting_sos(sample_rate)
+    return tuple(float(v) for row in sos for v in (row[0], row[1], row[2], row[4], row[5]))
+
+
+@numba.njit(inline="always", fastmath={"contract"})
+def k_weight_step(v: float, k: tuple[float, ...], s: KState) -> tuple[float, KState]:  # pragma: no cover
+    """K-weight one sample: ``(output, new state)``. ``k`` from :func:`k_weighting_coefficients`;
+    ``s`` is ``(x[n-1], x[n-2], y[n-1], y[n-2], z[n-1], z[n-2])`` (input, shelf output, output).
+
+    Direct form I in float64: each section's recursion is one multiply-add on its previous
+    output (the feed-forward terms do not wait for it), so the loop-carried dependency is short,
+    and the state stays in registers (a tuple, not an array). Inlined into the callers' loops.
+    """
+    x1, x2, y1, y2, z1, z2 = s
+    y = k[0] * v + k[1] * x1 + k[2] * x2 - k[4] * y2 - k[3] * y1
+    z = k[5] * y + k[6] * y1 + k[7] * y2 - k[9] * z2 - k[8] * z1
+    return z, (v, x1, y, y1, z, z1)
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+def _k_weighted_segments(
+    x: np.ndarray, k: tuple[float, ...], state: np.ndarray, weights: np.ndarray, cuts: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """K-weight each channel of ``x`` (two cascaded biquads, transposed direct form II,
-    float64) and add ``weight * filtered**2`` into ``power``. ``zi`` ``(2, channels, 2)`` is
-    the filter state, updated in place so consecutive chunks filter seamlessly."""
+    """Add ``weight * Σ k_weighted(x)²`` of each segment into ``out``: segment ``i`` ends at
+    ``cuts[i]`` (the last one at the end of ``x``; ``out`` has ``cuts.size + 1`` entries).
+    ``state`` ``(channels, 6)`` carries the filters from chunk to chunk."""
     channels, n = x.shape
-    b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
-    b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
     for c in range(channels):
-        w = weights[c]
-        s00, s01, s10, s11 = zi[0, c, 0], zi[0, c, 1], zi[1, c, 0], zi[1, c, 1]
-        for t in range(n):
-            v = np.float64(x[c, t])
-            y = b00 * v + s00
-            s00 = b01 * v - a01 * y + s01
-            s01 = b02 * v - a02 * y
-            z = b10 * y + s10
-            s10 = b11 * y - a11 * z + s11
-            s11 = b12 * y - a12 * z
-            power[t] += w * z * z
-        zi[0, c, 0], zi[0, c, 1], zi[1, c, 0], zi[1, c, 1] = s00, s01, s10, s11
+        s = (state[c, 0], state[c, 1], state[c, 2], state[c, 3], state[c, 4], state[c, 5])
+        start = 0
+        for i in range(cuts.size + 1):
+            stop = cuts[i] if i < cuts.size else n
+            acc = 0.0
+            for t in range(start, stop):
+                z, s = k_weight_step(np.float64(x[c, t]), k, s)
+                acc += z * z
+            out[i] += weights[c] * acc
+            start = stop
+        for j in range(6):
+            state[c, j] = s[j]
 
 
 class LoudnessAccumulator:
@@ -135,16 +163,13 @@ class LoudnessAccumulator:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         self.sample_rate = int(sample_rate)
         self.channels = channels
-        self._sos = _k_weighting_sos(self.sample_rate)
-        self._zi = np.zeros((self._sos.shape[0], channels, 2))
+        self._k = k_weighting_coefficients(self.sample_rate)
+        self._state = np.zeros((channels, 6))
         self._weights = np.array(_CHANNEL_WEIGHTS[:channels])
         self._position = 0  # samples pushed so far
         self._next_hop = 1  # index j of the next hop boundary j * fs // 10 not yet passed
         self._partial = 0.0  # weighted K-power summed since the last hop boundary
         self._hop_energies: list[np.ndarray] = []
-
-    def _boundary(self, j: np.ndarray | int):
-        return j * self.sample_rate // 10
 
     def push(self, chunk: np.ndarray) -> None:
         """Add the next ``(channels, samples)`` chunk of the signal."""
@@ -153,44 +178,53 @@ class LoudnessAccumulator:
         n = chunk.shape[1]
         if n == 0:
             return
-        power = np.zeros(n, dtype=np.float64)
-        _k_weighted_power(chunk, self._sos, self._zi, self._weights, power)
         end = self._position + n
         last_hop = (10 * (end + 1) - 1) // self.sample_rate  # largest j with boundary(j) <= end
-        cuts = self._boundary(np.arange(self._next_hop, last_hop + 1)) - self._position
-        if cuts.size == 0:
-            self._partial += float(power.sum())
-        else:
-            # Sums between consecutive cuts: [0, c1), [c1, c2), ..., and [c_last, n) if non-empty.
-            sums = np.add.reduceat(power, np.concatenate([[0], cuts[cuts < n]]))
-            hops = sums[:cuts.size].copy()
-            hops[0] += self._partial
-            self._hop_energies.append(hops)
-            self._partial = float(sums[-1]) if cuts[-1] < n else 0.0
+        cuts = np.arange(self._next_hop, last_hop + 1) * self.sample_rate // 10 - self._position  # in (0, n]
+        sums = np.zeros(cuts.size + 1)  # segments [0, c1), [c1, c2), ..., [c_last, n)
+        _k_weighted_segments(chunk, self._k, self._state, self._weights, cuts, sums)
+        if cuts.size:
+            sums[0] += self._partial
+            self._hop_energies.append(sums[:-1])
+            self._partial = 0.0
             self._next_hop = last_hop + 1
+        self._partial += float(sums[-1])
         self._position = end
 
     def lufs(self) -> float:
         """Integrated loudness of everything pushed so far, in LUFS (``SILENCE_LUFS`` for silence)."""
-        if self._position == 0:
-            return SILENCE_LUFS
         hops = np.concatenate(self._hop_energies) if self._hop_energies else np.zeros(0)
-        if hops.size < _BLOCK_HOPS:
-            mean_power = np.array([(hops.sum() + self._partial) / self._position])
-        else:
-            window = np.cumsum(np.concatenate([[0.0], hops]))
-            block_energy = window[_BLOCK_HOPS:] - window[:-_BLOCK_HOPS]
-            starts = np.arange(block_energy.size)
-            block_samples = self._boundary(starts + _BLOCK_HOPS) - self._boundary(starts)
-            mean_power = block_energy / block_samples
-        with np.errstate(divide="ignore"):
-            block_lufs = _LOUDNESS_OFFSET_DB + 10.0 * np.log10(mean_power)
-        gated = block_lufs > _ABSOLUTE_GATE_LUFS
-        if not gated.any():
-            return SILENCE_LUFS
-        relative_gate = _LOUDNESS_OFFSET_DB + 10.0 * math.log10(mean_power[gated].mean()) + _RELATIVE_GATE_LU
-        gated &= block_lufs > relative_gate
-        return max(SILENCE_LUFS, _LOUDNESS_OFFSET_DB + 10.0 * math.log10(mean_power[gated].mean()))
+        return lufs_from_hops(hops, self._position, self.sample_rate, self._partial)
+
+
+def lufs_from_hops(hop_energy: np.ndarray, samples: int, sample_rate: int, tail_energy: float = 0.0) -> float:
+    """Integrated loudness (LUFS, gated as BS.1770-4) from the K-weighted, channel-weighted
+    energy of consecutive 100 ms hops: hop ``j`` spans samples ``[j·fs // 10, (j+1)·fs // 10)``.
+
+    Args:
+        hop_energy: ``(hops,)`` energies of the complete hops of the signal.
+        samples: the signal's length.
+        tail_energy: energy after the last complete hop (only counts for a signal shorter than
+            one 400 ms block, which is measured as one block; see the module docstring).
+    """
+    if samples == 0:
+        return SILENCE_LUFS
+    if hop_energy.size < _BLOCK_HOPS:
+        mean_power = np.array([(hop_energy.sum() + tail_energy) / samples])
+    else:
+        window = np.cumsum(np.concatenate([[0.0], hop_energy]))
+        block_energy = window[_BLOCK_HOPS:] - window[:-_BLOCK_HOPS]
+        starts = np.arange(block_energy.size)
+        block_samples = (starts + _BLOCK_HOPS) * sample_rate // 10 - starts * sample_rate // 10
+        mean_power = block_energy / block_samples
+    with np.errstate(divide="ignore"):
+        block_lufs = _LOUDNESS_OFFSET_DB + 10.0 * np.log10(mean_power)
+    gated = block_lufs > _ABSOLUTE_GATE_LUFS
+    if not gated.any():
+        return SILENCE_LUFS
+    relative_gate = _LOUDNESS_OFFSET_DB + 10.0 * math.log10(mean_power[gated].mean()) + _RELATIVE_GATE_LU
+    gated &= block_lufs > relative_gate
+    return max(SILENCE_LUFS, _LOUDNESS_OFFSET_DB + 10.0 * math.log10(mean_power[gated].mean()))
 
 
 def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:

@@ -7,9 +7,10 @@ Speed and memory: a stem is read once, block by block (:func:`analyse_reader`), 
 code analyses an array in memory or a file streamed from disk, with the same result. Every
 sample is used for the level features (peak, loudness, frame powers, correlation: they decide
 the trim, the compressor threshold and the roles, and a decimated copy would change them);
-the spectra use at most :data:`MAX_SPECTRUM_FRAMES` evenly spaced ~0.2 s windows (enough to
-characterise a stem; time stays flat for long songs). Compiled kernels accumulate in float64
-straight from the float32 audio, without float64 copies of the stem.
+one compiled loop measures them all (K-weighting, 10/50 ms frame energies, 100 ms loudness
+hops, peak, stereo products), accumulating in float64 straight from the float32 audio. The
+spectra use at most :data:`MAX_SPECTRUM_FRAMES` evenly spaced ~0.2 s windows (enough to
+characterise a stem; time stays flat for long songs), copied out of the same blocks.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numba
 import numpy as np
 import scipy.fft
 
-from automix.console.loudness import LoudnessAccumulator
+from automix.console.loudness import k_weight_step, k_weighting_coefficients, lufs_from_hops
 
 LOW_FREQ_HZ = 150.0
 """Power below this frequency counts as low-frequency energy (kick and bass territory)."""
@@ -84,29 +86,6 @@ def _frame_sums(x: np.ndarray, n: int, out: np.ndarray) -> None:  # pragma: no c
                 v = np.float64(x[c, i])
                 acc += v * v
             out[f] += acc
-
-
-@numba.njit(cache=True, nogil=True)
-def _peak_and_products(x: np.ndarray, sums: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Update ``sums = [peak, L·L, R·R, L·R]`` with a ``(channels, n)`` block (float64 sums)."""
-    peak = sums[0]
-    ll = 0.0
-    rr = 0.0
-    lr = 0.0
-    stereo = x.shape[0] == 2
-    for i in range(x.shape[1]):
-        left = np.float64(x[0, i])
-        peak = max(peak, abs(left))
-        if stereo:
-            right = np.float64(x[1, i])
-            peak = max(peak, abs(right))
-            ll += left * left
-            rr += right * right
-            lr += left * right
-    sums[0] = peak
-    sums[1] += ll
-    sums[2] += rr
-    sums[3] += lr
 
 
 def frame_power(audio: np.ndarray, sample_rate: int, frame_s: float = FRAME_S) -> np.ndarray:
@@ -174,13 +153,35 @@ def _spectrum_layout(samples: int, sample_rate: int) -> tuple[int, np.ndarray]:
     return nperseg, starts
 
 
+@lru_cache(maxsize=4)
+def _hann(nperseg: int) -> np.ndarray:
+    return np.hanning(nperseg).astype(np.float32)
+
+
+def _medians_over_frames(power: np.ndarray) -> np.ndarray:
+    """``np.median(power, axis=0)`` of float32 ``(frames, bins)``, bit for bit, as float64.
+
+    numpy's median partitions each column separately (slow across thousands of bins); sorting
+    the transposed copy row by row uses numpy's vectorised sort and gives the same values (the
+    mean of the two middle values is taken in float32, as numpy does).
+    """
+    ordered = np.ascontiguousarray(power.T)
+    ordered.sort(axis=1)
+    m = ordered.shape[1]
+    if m % 2:
+        return ordered[:, m // 2].astype(np.float64)
+    return ((ordered[:, m // 2 - 1] + ordered[:, m // 2]) * np.float32(0.5)).astype(np.float64)
+
+
 def _spectra_from_frames(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(freqs_hz, mean_power, median_power)`` of float32 ``(frames, nperseg)`` (overwritten)."""
     # float32 FFTs: the spectra steer EQ decisions at a dB scale, 1e-6 relative error is irrelevant.
     nperseg = frames.shape[-1]
-    spectrum = scipy.fft.rfft(frames.astype(np.float32) * np.hanning(nperseg).astype(np.float32), axis=-1)
+    frames *= _hann(nperseg)
+    spectrum = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
     power = spectrum.real**2 + spectrum.imag**2
     freqs = np.fft.rfftfreq(nperseg, 1.0 / sample_rate)
-    return freqs, power.mean(axis=0, dtype=np.float64), np.median(power.T, axis=1).astype(np.float64)
+    return freqs, power.mean(axis=0, dtype=np.float64), _medians_over_frames(power)
 
 
 def spectra(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -191,7 +192,7 @@ def spectra(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray,
     """
     nperseg, starts = _spectrum_layout(mono.size, sample_rate)
     x = mono if mono.size >= nperseg else np.pad(mono, (0, nperseg - mono.size))
-    frames = np.stack([x[s : s + nperseg] for s in starts])
+    frames = np.stack([x[s : s + nperseg] for s in starts]).astype(np.float32)
     return _spectra_from_frames(frames, sample_rate)
 
 
@@ -236,43 +237,120 @@ Reader = Callable[[int, int], np.ndarray]
 """``read(start, stop)`` → float32 ``(channels, stop - start)``: a stem's samples, from memory or disk."""
 
 ANALYSIS_BLOCK_SAMPLES = 1 << 20
-"""Samples per block of :func:`analyse_reader` (rounded to whole analysis frames)."""
+"""Samples per block of :func:`analyse_reader` (how much of a streamed stem is in memory)."""
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+def _measure_block(
+    left: np.ndarray, right: np.ndarray, stereo: bool, start: int, sample_rate: int, k: tuple[float, ...],
+    state: np.ndarray, n10: int, n50: int, power10: np.ndarray, power50: np.ndarray, hops: np.ndarray,
+    stats: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Measure samples ``[start, start + n)`` of a stem (``left``/``right``: float32 ``(n,)``
+    rows; ``right`` is ignored unless ``stereo``), adding into stem-wide float64 accumulators:
+
+    * ``power10[f]``, ``power50[f]``: Σ x² over channels of 10/50 ms frame ``f`` (``f·n``…);
+      a partial last frame is dropped (there is no slot for it) unless it is the only one;
+    * ``hops[j]``: Σ K-weighted² over channels of 100 ms hop ``j`` (``[j·fs // 10, (j+1)·fs // 10)``),
+      the last entry collecting what follows the last complete hop;
+    * ``stats``: ``[peak, L·L, R·R, L·R]`` (peak is a maximum, the others sums);
+    * ``state``: ``(channels, 6)`` K-weighting filter state, carried from block to block.
+
+    The block is cut where any frame or hop ends, so each run needs only plain sums.
+    """
+    n = left.size
+    sl = (state[0, 0], state[0, 1], state[0, 2], state[0, 3], state[0, 4], state[0, 5])
+    sr = (state[-1, 0], state[-1, 1], state[-1, 2], state[-1, 3], state[-1, 4], state[-1, 5])
+    peak, ll_total, rr_total, lr_total = stats[0], 0.0, 0.0, 0.0
+    i = 0
+    while i < n:
+        t = start + i
+        f10, f50 = t // n10, t // n50
+        hop = (10 * (t + 1) - 1) // sample_rate  # the hop holding sample t
+        stop = min(n, (f10 + 1) * n10 - start, (f50 + 1) * n50 - start, (hop + 1) * sample_rate // 10 - start)
+        ll = rr = lr = kk = 0.0
+        if stereo:
+            for j in range(i, stop):
+                a, b = np.float64(left[j]), np.float64(right[j])
+                za, sl = k_weight_step(a, k, sl)
+                zb, sr = k_weight_step(b, k, sr)
+                ll += a * a
+                rr += b * b
+                lr += a * b
+                kk += za * za + zb * zb
+                peak = max(peak, abs(a), abs(b))
+        else:
+            for j in range(i, stop):
+                a = np.float64(left[j])
+                za, sl = k_weight_step(a, k, sl)
+                ll += a * a
+                kk += za * za
+                peak = max(peak, abs(a))
+        if f10 < power10.size:
+            power10[f10] += ll + rr
+        if f50 < power50.size:
+            power50[f50] += ll + rr
+        hops[min(hop, hops.size - 1)] += kk
+        ll_total += ll
+        rr_total += rr
+        lr_total += lr
+        i = stop
+    stats[0] = peak
+    stats[1] += ll_total
+    stats[2] += rr_total
+    stats[3] += lr_total
+    for c in range(6):
+        state[0, c] = sl[c]
+        if stereo:
+            state[1, c] = sr[c]
+
+
+def _copy_windows(x: np.ndarray, start: int, starts: np.ndarray, frames: np.ndarray) -> None:
+    """Copy the mono downmix of block ``x`` (samples ``start…``) into the spectrum windows
+    (``frames[k]`` holds samples ``starts[k]…``) that overlap it."""
+    nperseg = frames.shape[1]
+    stop = start + x.shape[1]
+    first = int(np.searchsorted(starts, start - nperseg, side="right"))
+    for k in range(first, starts.size):
+        s = int(starts[k])
+        if s >= stop:
+            break
+        lo, hi = max(s, start), min(s + nperseg, stop)
+        out = frames[k, lo - s : hi - s]
+        if x.shape[0] == 1:
+            out[:] = x[0, lo - start : hi - start]
+        else:  # the float32 mean of the channels, as ndarray.mean(axis=0)
+            np.add(x[0, lo - start : hi - start], x[1, lo - start : hi - start], out=out)
+            out *= np.float32(0.5)
 
 
 def analyse_reader(read: Reader, channels: int, samples: int, sample_rate: int) -> StemFeatures:
-    """Measure one stem given as a block reader (see :data:`Reader`), in one pass plus the
-    spectrum windows. Same result for a file on disk and the same samples in memory."""
+    """Measure one stem given as a block reader (see :data:`Reader`), reading each sample once.
+    Same result for a file on disk and the same samples in memory."""
+    if channels not in (1, 2):
+        raise ValueError(f"a stem has 1 or 2 channels, got {channels}")
     n10, n50 = max(1, round(0.01 * sample_rate)), max(1, round(FRAME_S * sample_rate))
-    frame_lcm = n10 * n50 // math.gcd(n10, n50)
-    block = frame_lcm * max(1, ANALYSIS_BLOCK_SAMPLES // frame_lcm)  # blocks hold whole frames of both sizes
-    power10 = np.zeros(max(1, samples // n10))
+    power10 = np.zeros(max(1, samples // n10))  # a stem shorter than a frame: one zero-padded frame
     power50 = np.zeros(max(1, samples // n50))
-    sums = np.zeros(4)  # peak, L·L, R·R, L·R
-    meter = LoudnessAccumulator(sample_rate, channels)
-    for start in range(0, samples, block):
-        x = np.ascontiguousarray(read(start, min(start + block, samples)), dtype=np.float32)
-        _peak_and_products(x, sums)
-        meter.push(x)
-        for n, power in ((n10, power10), (n50, power50)):
-            count = min(x.shape[1] // n, samples // n - start // n)
-            if count > 0:
-                _frame_sums(x, n, power[start // n : start // n + count])
-        if samples < n50:  # shorter than one 50 ms frame: one zero-padded frame (and 10 ms likewise)
-            for n, power in ((n10, power10), (n50, power50)):
-                if samples < n:
-                    _frame_sums(np.pad(x, ((0, 0), (0, n - samples))), n, power[:1])
+    hops = np.zeros((10 * (samples + 1) - 1) // sample_rate + 1)  # complete 100 ms hops, then the rest
+    stats = np.zeros(4)  # peak, L·L, R·R, L·R
+    state = np.zeros((channels, 6))
+    k = k_weighting_coefficients(sample_rate)
+    nperseg, starts = _spectrum_layout(samples, sample_rate)
+    frames = np.zeros((starts.size, nperseg), dtype=np.float32)
+    for start in range(0, samples, ANALYSIS_BLOCK_SAMPLES):
+        x = np.asarray(read(start, min(start + ANALYSIS_BLOCK_SAMPLES, samples)), dtype=np.float32)
+        rows = [np.ascontiguousarray(row) for row in x]  # views for stems in memory
+        _measure_block(rows[0], rows[-1], channels == 2, start, sample_rate, k, state, n10, n50,
+                       power10, power50, hops, stats)
+        _copy_windows(x, start, starts, frames)
     power10 /= channels * n10
     power50 /= channels * n50
 
-    peak = float(sums[0])
+    peak = float(stats[0])
     peak_db = 20.0 * math.log10(peak) if peak > 0 else -200.0
     rms_db = _active_rms_db(power50)
 
-    nperseg, starts = _spectrum_layout(samples, sample_rate)
-    frames = np.zeros((starts.size, nperseg), dtype=np.float32)
-    for k, s in enumerate(starts):
-        piece = read(int(s), min(int(s) + nperseg, samples))
-        frames[k, : piece.shape[1]] = piece.mean(axis=0) if channels > 1 else piece[0]
     freqs, psd, median_psd = _spectra_from_frames(frames, sample_rate)
     audible = freqs >= 20.0
     total = float(psd[audible].sum())
@@ -288,11 +366,11 @@ def analyse_reader(read: Reader, channels: int, samples: int, sample_rate: int) 
 
     correlation = 1.0
     if channels == 2:
-        denom = math.sqrt(float(sums[1]) * float(sums[2]))
-        correlation = float(sums[3]) / denom if denom > 0 else 0.0
+        denom = math.sqrt(float(stats[1]) * float(stats[2]))
+        correlation = float(stats[3]) / denom if denom > 0 else 0.0
 
     return StemFeatures(
-        lufs=float(meter.lufs()),
+        lufs=lufs_from_hops(hops[:-1], samples, sample_rate, float(hops[-1])),
         peak_dbfs=peak_db,
         active_rms_dbfs=rms_db,
         crest_db=peak_db - rms_db,

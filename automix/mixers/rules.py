@@ -244,11 +244,12 @@ ANALYSIS_WORKERS = 2
 
 def analyse_stems(stems: list[Stem]) -> dict[str, StemFeatures]:
     """Features of every stem (in memory or streamed from disk: anything with ``read``/``frames``)."""
-    def one(s: Stem) -> StemFeatures:
-        return analyse_reader(s.read, s.channels, s.frames, s.sample_rate)
-
+    analyse_reader(lambda a, b: np.zeros((1, b - a), np.float32), 1, 1, 44100)  # compile on this thread first
     with ThreadPoolExecutor(max_workers=ANALYSIS_WORKERS) as pool:
-        return dict(zip([s.name for s in stems], pool.map(one, stems)))
+        # Longest first, so the workers finish together (a stereo stem last would run alone).
+        jobs = {s.name: pool.submit(analyse_reader, s.read, s.channels, s.frames, s.sample_rate)
+                for s in sorted(stems, key=lambda s: -s.channels * s.frames)}
+        return {s.name: jobs[s.name].result() for s in stems}
 
 
 class RulesMixer:
