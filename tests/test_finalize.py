@@ -390,3 +390,25 @@ def test_safety_scaling_lands_under_the_ceiling_without_remeasuring(signals, ove
     assert measured <= ceiling
     assert reported == pytest.approx(measured, abs=1e-4)
     assert gain_db == pytest.approx(-(over_db + finalize_module.SAFETY_MARGIN_DB), abs=1e-5)
+
+
+@pytest.mark.parametrize(("taps", "cutoff", "beta"), [(49, 0.25, 8.6), (97, 0.125, 5.0), (33, 0.5, 12.0)])
+def test_kaiser_lowpass_is_scipys_firwin(taps, cutoff, beta):
+    import scipy.signal
+
+    from automix.console.loudness import kaiser_lowpass
+
+    np.testing.assert_allclose(kaiser_lowpass(taps, cutoff, beta),
+                               scipy.signal.firwin(taps, cutoff, window=("kaiser", beta)), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 22050, 44100, 48000, 96000])
+def test_k_weighting_is_pyloudnorms_deman_design(sample_rate):
+    import pyloudnorm
+
+    from automix.console.loudness import k_weighting_sos
+
+    stages = pyloudnorm.Meter(sample_rate, filter_class="DeMan")._filters.values()
+    expected = np.array([np.concatenate([np.asarray(f.b) * f.passband_gain / f.a[0], np.asarray(f.a) / f.a[0]])
+                         for f in stages])
+    np.testing.assert_allclose(k_weighting_sos(sample_rate), expected, rtol=0, atol=1e-13)

@@ -4,8 +4,8 @@ Audio is float ``(channels, samples)``. Everything is measured in chunks, so an 
 stereo audio needs only a few tens of MB of working memory.
 
 Loudness
-    The K-weighting filters are pyloudnorm's ITU-exact "DeMan" design (one
-    :class:`pyloudnorm.Meter` cached per sample rate); filtering (compiled, chunked, float64)
+    The K-weighting filters are the BS.1770-4 "DeMan" design (the one pyloudnorm offers,
+    computed here without importing it); filtering (compiled, chunked, float64)
     and gating are done here: 400 ms blocks every 100 ms, absolute gate at −70 LUFS,
     relative gate 10 LU below the absolutely-gated level. Block starts are exactly
     ``j * sample_rate // 10`` and only complete blocks count, so the result equals
@@ -37,8 +37,6 @@ from functools import lru_cache
 
 import numba
 import numpy as np
-import pyloudnorm
-import scipy.signal
 
 NORMALISED_STEM_LUFS = -23.0
 """Level every stem is trimmed to before balance decisions are made.
@@ -74,29 +72,35 @@ def _check_audio(audio: np.ndarray) -> None:
         raise ValueError(f"audio must have 1 to {len(_CHANNEL_WEIGHTS)} channels, got {audio.shape[0]}")
 
 
-@lru_cache(maxsize=16)
-def _meter(sample_rate: int) -> pyloudnorm.Meter:
-    # "DeMan" is the BS.1770-4 K-weighting redesigned for any rate from the ITU's 48 kHz
-    # coefficients; pyloudnorm's default "K-weighting" is an RBJ approximation that reads a
-    # full-scale 997 Hz sine 0.04 LU low.
-    return pyloudnorm.Meter(sample_rate, filter_class="DeMan")
+# BS.1770-4 K-weighting as two analog prototypes (high shelf, then the RLB high-pass), mapped to
+# any rate by the bilinear transform. Brecht De Man fitted these constants to the ITU's 48 kHz
+# coefficients; pyloudnorm's "DeMan" filter class uses the same design (tests pin ours to it), and
+# it reads a full-scale 997 Hz sine 0.04 LU closer to the standard than an RBJ approximation.
+_SHELF_GAIN_DB = 3.99984385397
+_SHELF_Q = 0.7071752369554193
+_SHELF_HZ = 1681.9744509555319
+_SHELF_MID_EXPONENT = 0.499666774155  # mid-band gain = high-band gain ** this
+_HIGHPASS_Q = 0.5003270373253953
+_HIGHPASS_HZ = 38.13547087613982
 
 
 @lru_cache(maxsize=16)
 def k_weighting_sos(sample_rate: int) -> np.ndarray:
-    """pyloudnorm's K-weighting (pre-filter shelf, then RLB high-pass) as second-order sections,
-    ``(2, 6)`` float64 rows ``[b0, b1, b2, 1, a1, a2]``."""
-    sections = []
-    for stage in _meter(sample_rate)._filters.values():
-        b = np.asarray(stage.b, dtype=np.float64) * stage.passband_gain
-        a = np.asarray(stage.a, dtype=np.float64)
-        sections.append(np.concatenate([b / a[0], a / a[0]]))
-    if len(sections) != 2:  # the compiled filters below are written for exactly two sections
-        raise RuntimeError(f"expected a two-stage K-weighting filter, got {len(sections)} stages")
-    return np.array(sections)
+    """BS.1770-4 K-weighting (pre-filter shelf, then RLB high-pass) as second-order sections,
+    ``(2, 6)`` float64 rows ``[b0, b1, b2, 1, a1, a2]`` for ``sample_rate`` Hz."""
+    k = math.tan(math.pi * _SHELF_HZ / sample_rate)
+    high = 10.0 ** (_SHELF_GAIN_DB / 20.0)
+    mid = high ** _SHELF_MID_EXPONENT
+    norm = 1.0 + k / _SHELF_Q + k * k
+    shelf = [(high + mid * k / _SHELF_Q + k * k) / norm, 2.0 * (k * k - high) / norm,
+             (high - mid * k / _SHELF_Q + k * k) / norm, 1.0, 2.0 * (k * k - 1.0) / norm,
+             (1.0 - k / _SHELF_Q + k * k) / norm]
+    k = math.tan(math.pi * _HIGHPASS_HZ / sample_rate)
+    norm = 1.0 + k / _HIGHPASS_Q + k * k
+    highpass = [1.0, -2.0, 1.0, 1.0, 2.0 * (k * k - 1.0) / norm, (1.0 - k / _HIGHPASS_Q + k * k) / norm]
+    return np.array([shelf, highpass])
 
 
-_k_weighting_sos = k_weighting_sos  # the name other modules used before it was public
 
 KState = tuple[float, float, float, float, float, float]
 """K-weighting filter state of one channel (see :func:`k_weight_step`)."""
@@ -244,6 +248,17 @@ def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
 # True peak
 # --------------------------------------------------------------------------------------
 
+def kaiser_lowpass(taps: int, cutoff: float, beta: float) -> np.ndarray:
+    """Windowed-sinc low-pass FIR (``taps`` odd, ``cutoff`` as a fraction of Nyquist), unity gain at DC.
+
+    The same filter as ``scipy.signal.firwin(taps, cutoff, window=("kaiser", beta))``, in numpy:
+    importing ``scipy.signal`` costs about a second per command (it pulls in ``scipy.stats``).
+    """
+    m = np.arange(taps) - (taps - 1) / 2.0
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(taps, beta)
+    return h / h.sum()
+
+
 @lru_cache(maxsize=8)
 def _interpolation_taps(oversample: int) -> np.ndarray:
     """Polyphase interpolation FIR, ``(oversample - 1, _TAPS_PER_PHASE)`` float32.
@@ -254,9 +269,7 @@ def _interpolation_taps(oversample: int) -> np.ndarray:
     if not isinstance(oversample, int) or not 2 <= oversample <= 32:
         raise ValueError(f"oversample must be an integer in [2, 32], got {oversample!r}")
     half = _TAPS_PER_PHASE // 2
-    prototype = scipy.signal.firwin(
-        2 * half * oversample + 1, 1.0 / oversample, window=("kaiser", _KAISER_BETA)
-    ) * oversample
+    prototype = kaiser_lowpass(2 * half * oversample + 1, 1.0 / oversample, _KAISER_BETA) * oversample
     j = np.arange(2 * half)
     taps = np.array([prototype[oversample * (2 * half - 1 - j) + k] for k in range(1, oversample)])
     taps /= taps.sum(axis=1, keepdims=True)  # unity gain at DC for every phase

@@ -92,9 +92,8 @@ def _k_weighted_hop_energy(audio: np.ndarray, sample_rate: int) -> tuple[np.ndar
     Returns:
         ``(energy, samples)`` per hop, float64.
     """
-    # The console's K-weighting (BS.1770-4 "DeMan" design via pyloudnorm): one definition for
-    # integrated loudness and loudness range. It is private there; see the report.
-    sos = loudness._k_weighting_sos(sample_rate)
+    # The console's K-weighting: one definition for integrated loudness and loudness range.
+    sos = loudness.k_weighting_sos(sample_rate)
     channels, n = audio.shape
     zi = np.zeros((sos.shape[0], channels, 2))
     power = np.empty(n, dtype=np.float64)

@@ -38,7 +38,6 @@ from typing import Self
 import numba
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from automix.errors import AudioLoadError, AutomixError, OutputExistsError
 
@@ -353,6 +352,8 @@ def resample(audio: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
         return audio
     g = math.gcd(int(from_hz), int(to_hz))
     up, down = int(to_hz) // g, int(from_hz) // g
+    from scipy.signal import resample_poly  # a second to import; only sessions that resample pay it
+
     out = resample_poly(audio.astype(np.float64), up, down, axis=-1, window=("kaiser", RESAMPLER_KAISER_BETA))
     return out.astype(np.float32)
 
@@ -766,6 +767,8 @@ def resample_blocks(read: Callable[[int, int], np.ndarray], frames: int, from_hz
     """
     g = math.gcd(int(from_hz), int(to_hz))
     up, down = int(to_hz) // g, int(from_hz) // g
+    from scipy.signal import resample_poly
+
     margin = down * math.ceil((10 * max(up, down) / up + 2) / down)  # resample_poly's half-length, rounded up
     step = down * max(1, block // down)
     total = -(-frames * up // down)
