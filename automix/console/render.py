@@ -497,7 +497,9 @@ def render_console(
     def launch(b: int) -> list[Future] | list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]]:
         start = starts[b]
         stop = min(start + block_size, n)
-        if pool is None:
+        if pool is None or b == 0:
+            # The first block runs on this thread, so the compiled kernels are loaded (or
+            # compiled) once here rather than by several workers at the same time.
             return [g.process(b % 2, start, stop) for g in groups]
         return [pool.submit(g.process, b % 2, start, stop) for g in groups]
 
