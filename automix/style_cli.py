@@ -81,8 +81,9 @@ def reverse_command(
     mix: Annotated[Path, typer.Option("--mix", help="The finished mix of these stems.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the estimated settings (a mix.json).",
                                       show_default=False)],
-    steps: Annotated[int, typer.Option("--steps", help="Optimisation steps (0 = least-squares faders, pans and "
-                                       "widths only).", min=0)] = 60,
+    steps: Annotated[int, typer.Option("--steps", help="Optimisation steps (0 = the start only: least-squares "
+                                       "faders, pans and widths, or fitted EQ curves when clearly better).",
+                                       min=0)] = 60,
     sample_rate: SampleRate = None,
     force: Force = False,
     quiet: Quiet = False,
