@@ -200,7 +200,8 @@ def main() -> None:
         (f"automix is **{dasp['seconds'] / ours['seconds']:.1f}×** faster than the dasp baseline "
         f"({dasp['cpu_seconds'] / ours['cpu_seconds']:.1f}× less CPU time). "
         f"Peak RSS includes the {stems_gib:.2f} GiB of input stems each child creates and the "
-        f"libraries (`import torch` alone is ~0.7 GiB with the CUDA build installed here); before "
+        f"libraries (the dasp child imports torch, ~0.7 GiB with the CUDA build installed here; the "
+        f"automix renderer does not); before "
         f"rendering, the automix child was at {ours['rss_before_gib']:.2f} GiB, so the render itself "
         f"(output + working memory) added {ours['peak_rss_gib'] - ours['rss_before_gib']:.2f} GiB."),
         "",
