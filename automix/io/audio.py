@@ -420,6 +420,25 @@ def _file_size(path: Path) -> int:
         return 0
 
 
+def _scan_stems(folder: str | Path, sample_rate: int | None, log: Log | None, exclude: Iterable[Path]
+                ) -> tuple[list[Path], list[str], Callable[[str], None]]:
+    """The audio files of ``folder``, the notes so far (already logged) and a ``note`` function
+    that records and logs the next ones; a requested rate out of range is an error."""
+    if sample_rate is not None and not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
+        raise AutomixError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz")
+    files, notes = scan_folder(folder, exclude)
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if log is not None:
+            log(text)
+
+    if log is not None:
+        for text in notes:
+            log(text)
+    return files, notes, note
+
+
 def load_stems(
     folder: str | Path,
     sample_rate: int | None = None,
@@ -442,21 +461,7 @@ def load_stems(
     Raises:
         AutomixError / AudioLoadError: see the module docstring.
     """
-    if sample_rate is not None and not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
-        raise AutomixError(
-            f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz"
-        )
-    files, notes = scan_folder(folder, exclude)
-
-    def note(text: str) -> None:
-        notes.append(text)
-        if log is not None:
-            log(text)
-
-    if log is not None:
-        for text in notes:
-            log(text)
-
+    files, notes, note = _scan_stems(folder, sample_rate, log, exclude)
     loaded: list[Stem] = []
     _prepare_decoders()
     pool = ThreadPoolExecutor(max_workers=LOAD_WORKERS)
@@ -867,18 +872,7 @@ def open_stems(
     Stems at another rate are resampled block by block into a temporary float32 file
     (:func:`resample_blocks`, same filter as :func:`resample`). Close the stems when done.
     """
-    if sample_rate is not None and not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
-        raise AutomixError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz")
-    files, notes = scan_folder(folder, exclude)
-
-    def note(text: str) -> None:
-        notes.append(text)
-        if log is not None:
-            log(text)
-
-    if log is not None:
-        for text in notes:
-            log(text)
+    files, notes, note = _scan_stems(folder, sample_rate, log, exclude)
     scanned = []
     _prepare_decoders()
     pool = ThreadPoolExecutor(max_workers=LOAD_WORKERS)
