@@ -347,12 +347,30 @@ def bench_train() -> str:
 
 
 HOUR_SESSION_RUN = (
-    "32 mono stems × 60 min at 44.1 kHz, 16-bit WAV (9.5 GB on disk, 20.3 GB as float32), streamed: "
-    "peak RSS **1.09 GiB** (target ≤ 2 GiB), 479 s wall under load 2–6, measured on 2026-11-22 with this "
-    "script's stem generator (6 stems copied to 32 files) and `engine.mix(stems, out, stream=True)` in a child "
-    "reporting `ru_maxrss`. It is not rerun by `make bench` (9.5 GB of scratch stems, ~8 minutes)."
+    "32 mono stems × 60 min at 44.1 kHz, 24-bit WAV (15.2 GB as 32 files, 20.3 GB as float32), streamed: "
+    "peak RSS **0.27 GiB** (target ≤ 2 GiB), 198 s wall and 306 CPU-s (18× real time; load 1–1.7); stages "
+    "load 13.8 s, analyse 31.3 s, render 114.8 s, finalize 29.7 s, write 8.5 s. Command: "
+    "`.venv/bin/python benchmarks/bench_mix.py --hour-session` (6 generated stems hard-linked to 32 names, "
+    "`engine.mix` in a child process reporting `ru_maxrss`), 2026-11-22, code of b87a039. With the code of "
+    "ba83e10 (before the load/render rewrite) the same session peaked at 1.09 GiB (16-bit stems, 479 s under "
+    "load 2–6). Not part of `make bench` (2.9 GB of scratch stems, ~5 minutes)."
 )
-"""The issue's memory target, measured once by hand (see the text); the series above is the rerun check."""
+"""The issue's memory target, measured with ``--hour-session``; the series above is the rerun check."""
+
+
+def bench_hour_session(tmp: Path, tracks: int = 32, distinct: int = 6, minutes: float = 60.0) -> dict[str, Any]:
+    """The memory target's session: ``tracks`` mono stems × ``minutes``, streamed, in a child process.
+
+    Only ``distinct`` stems are generated (writing 32 hour-long files would take longer than the mix);
+    the rest are hard links to them. The reader does not memory-map, so shared pages do not lower RSS.
+    """
+    source = write_stems(tmp / "hour_source", distinct, minutes * 60.0, all_mono=True)
+    folder = tmp / "hour_stems"
+    folder.mkdir()
+    files = sorted(source.iterdir())
+    for i in range(tracks):
+        os.link(files[i % len(files)], folder / f"track{i:02d}.wav")
+    return run_child("mix", {"dir": str(folder), "out": str(tmp / "hour_mix.wav")})
 
 
 def _streams(folder: Path) -> bool:
@@ -417,6 +435,8 @@ def main() -> None:
     parser.add_argument("--skip-style", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, prints only (development)")
+    parser.add_argument("--hour-session", action="store_true",
+                        help="only the 32 × 60 min streamed session (needs ~3 GB of scratch disk); prints its result")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     parser.add_argument("--child", choices=sorted(CHILDREN))
     parser.add_argument("--spec", default="{}")
@@ -431,6 +451,14 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from run_all import replace_section  # benchmarks/ is on sys.path as the script's folder
 
+    if args.hour_session:
+        scratch = Path(tempfile.mkdtemp(prefix="automix-bench-hour-"))
+        try:
+            load = os.getloadavg()[0]
+            print(json.dumps({**bench_hour_session(scratch), "load_average_at_start": load}, indent=1))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
     if args.quick:
         args.tracks, args.seconds, args.no_write = 4, 10.0, True
         args.minutes, args.counts, args.length_tracks = "0.2,0.5", "2,4", 2
