@@ -24,6 +24,7 @@ from automix.cli_common import (
     Device,
     Force,
     JsonOut,
+    OneLineUsageErrors,
     Out,
     ParamsOut,
     Quiet,
@@ -40,6 +41,7 @@ from automix.cli_common import (
 from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS
 
 app = typer.Typer(
+    cls=OneLineUsageErrors,
     name="automix",
     help="Automatic multitrack mixing: a folder of stems in, a mix and its editable settings out.",
     add_completion=False,
@@ -140,6 +142,9 @@ def _register_subcommands() -> None:
     app.command("reverse")(reverse_command)
     app.command("eval")(handles_errors(eval_command))
     app.command("train")(handles_errors(train))
+    for command in data_app.registered_commands:  # data's commands live in their own Typer app
+        if command.callback is not None and not getattr(command.callback, "handles_errors", False):
+            command.callback = handles_errors(command.callback)
     app.add_typer(data_app, name="data", help="Build training data: synthetic multitracks and reference songs.")
 
 

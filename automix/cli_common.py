@@ -6,6 +6,7 @@ beside the engine (style transfer, evaluation) can import them without a circula
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
@@ -13,9 +14,15 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.2x vendors click; older typer uses click itself
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException, UsageError
 
 from automix.errors import AutomixError
 
@@ -44,7 +51,7 @@ ParamsOut = Annotated[
 TargetLufs = Annotated[float, typer.Option("--target-lufs", help="Integrated loudness of the mix.")]
 Ceiling = Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (trained models).")]
-Seed = Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.", min=0)]
 
 
 # ---- error handling ------------------------------------------------------------------------
@@ -53,6 +60,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+_USER_ERRNOS = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
+                          errno.ENAMETOOLONG, errno.ELOOP, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+"""Errors of the operating system about a named path that the user can fix."""
+
+
+def _internal_error(e: Exception) -> NoReturn:
+    if _debug["on"]:
+        traceback.print_exc()
+    hint = "" if _debug["on"] else " (run with --debug or AUTOMIX_DEBUG=1 for the traceback)"
+    typer.echo(f"internal error: {type(e).__name__}: {_one_line(str(e))}{hint}", err=True)
+    raise typer.Exit(EXIT_INTERNAL_ERROR) from None
 
 
 def handles_errors(fn: F) -> F:
@@ -72,14 +92,55 @@ def handles_errors(fn: F) -> F:
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(130) from None
-        except Exception as e:  # noqa: BLE001 - the one place that turns bugs into exit 1
+        except OSError as e:
+            if e.filename is None or e.errno not in _USER_ERRNOS:
+                _internal_error(e)
+            # A path the user gave that the system refuses (too long, not writable, disk full...):
+            # a safety net for the checks each command makes before its work.
             if _debug["on"]:
                 traceback.print_exc()
-            hint = "" if _debug["on"] else " (run with --debug or AUTOMIX_DEBUG=1 for the traceback)"
-            typer.echo(f"internal error: {type(e).__name__}: {_one_line(str(e))}{hint}", err=True)
-            raise typer.Exit(EXIT_INTERNAL_ERROR) from None
+            typer.echo(f"error: {_one_line(e.filename)}: {_one_line(e.strerror or str(e))}", err=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except Exception as e:  # noqa: BLE001 - the one place that turns bugs into exit 1
+            _internal_error(e)
 
+    wrapper.handles_errors = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+class _OneLineUsageError(ClickException):
+    """A usage error shown like every other user error: one line ``error: …``, exit 2."""
+
+    exit_code = EXIT_USER_ERROR
+
+    def show(self, file: Any = None) -> None:
+        typer.echo(f"error: {self.format_message()}", err=True)
+
+
+@contextmanager
+def _usage_errors_on_one_line() -> Iterator[None]:
+    try:
+        yield
+    except UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `automix` alone prints the help: keep it
+            raise
+        where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        raise _OneLineUsageError(f"{_one_line(e.format_message())}{where}") from None
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The root command group: Click's usage errors (missing option, bad value, unknown option
+    or command) print one line ``error: …`` and exit 2, as the README promises for every user
+    error, instead of Click's four-line usage block. Sub-commands and sub-groups are parsed
+    inside the root's ``invoke``, so this one class covers them all."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _usage_errors_on_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_errors_on_one_line():
+            return super().invoke(ctx)
 
 
 # ---- output ---------------------------------------------------------------------------------
@@ -119,9 +180,23 @@ class Reporter:
             self.log(summary)
 
 
+MISSED_TARGET_NOTE_LU = 1.0
+"""The summary explains a mix this far under its loudness target."""
+
+
 def mix_summary(result: Any, verb: str) -> str:
     params = f" and {result.params_path}" if result.params_path else ""
     stems = f"; {len(result.stem_files)} stems in {result.stems_out}" if result.stem_files else ""
-    return (f"{verb} {len(result.tracks)} stems with {result.mixer} → {result.mix_path}{params} "
+    count = f"{len(result.tracks)} stem{'' if len(result.tracks) == 1 else 's'}"
+    line = (f"{verb} {count} with {result.mixer} → {result.mix_path}{params} "
             f"({result.loudness_lufs:.1f} LUFS, {result.true_peak_dbtp:.1f} dBTP, "
             f"{result.duration_s:.1f} s of audio in {result.seconds:.1f} s){stems}")
+    shortfall_lu = result.target_lufs - result.loudness_lufs
+    if shortfall_lu > MISSED_TARGET_NOTE_LU:  # finalize leaves a very peaky mix quieter rather than squash it
+        from automix.console.finalize import MAX_LIMITER_DRIVE_DB
+
+        line += f"\nnote: {shortfall_lu:.1f} LU under the {result.target_lufs:g} LUFS target"
+        if result.limiter_max_reduction_db >= MAX_LIMITER_DRIVE_DB - 0.5:
+            line += (f": reaching it would take more than {MAX_LIMITER_DRIVE_DB:g} dB of limiting at the "
+                     f"{result.ceiling_dbtp:g} dBTP ceiling")
+    return line

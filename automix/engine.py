@@ -28,6 +28,7 @@ from automix.io.audio import (
     StemFile,
     check_bit_depth,
     check_output,
+    is_audio_file,
     load_stems,
     open_stems,
     output_format,
@@ -41,6 +42,9 @@ Progress = Callable[[str, float], None]
 """Called with a step name ("load", "analyse", "render", "finalize", "write") and its done fraction."""
 
 Log = Callable[[str], None]
+
+QUANTISATION_STEPS: dict[str, float] = {"16": 2.0**-15, "24": 2.0**-23}
+"""One step of the integer output formats (float output is written as finalize made it)."""
 
 STEMS_OUT_BIT_DEPTH = "32f"
 """Processed stems are written as float: post-fader tracks may exceed 0 dBFS before the master."""
@@ -143,6 +147,21 @@ def check_finalize_option(option: str, name: str, value: float) -> float:
     return float(value)
 
 
+def check_model_name(model: str, option: str = "--model") -> str:
+    """Refuse a ``--model`` that names nothing (``""``, ``/``, ``.``) before the registry looks it up."""
+    if not str(model).strip() or not Path(str(model)).name:
+        raise AutomixError(f"{option} {model!r}: give a mixer name, a trained model name or a checkpoint path "
+                           "(see `automix models`)")
+    return model
+
+
+def check_seed(seed: int) -> int:
+    """``--seed`` must be ≥ 0 (numpy's generators refuse negative seeds)."""
+    if seed < 0:
+        raise AutomixError(f"--seed {seed}: expected 0 or more")
+    return seed
+
+
 def stem_output_name(name: str, taken: set[str]) -> str:
     """File name of a processed stem in ``--stems-out``: ``kick.flac`` → ``kick.wav`` (unique)."""
     candidate = f"{Path(name).stem}.wav"
@@ -176,19 +195,59 @@ def plan_outputs(
     check_output(out, force, inputs)
     if params_out is not None:
         check_output(params_out, force, inputs)
+    if params_out is not None and is_audio_file(params_out) and Path(params_out).resolve().parent == \
+            Path(stems_dir).resolve():
+        raise AutomixError(f"{params_out}: the params file would be read as a stem next time; "
+                           "name it .json or write it outside the stems folder")
     stem_outputs: dict[str, Path] = {}
     if stems_out is not None:
-        if stems_out.exists() and not stems_out.is_dir():
+        try:
+            not_a_folder = stems_out.exists() and not stems_out.is_dir()
+        except OSError as e:  # e.g. a name longer than the file system allows
+            raise AutomixError(f"{stems_out}: cannot write ({e.strerror or e})") from None
+        if not_a_folder:
             raise AutomixError(f"{stems_out}: --stems-out must be a folder")
+        if stems_out.resolve() == Path(stems_dir).resolve():
+            raise AutomixError(f"{stems_out}: write the processed stems outside the stems folder "
+                               "(they would be mixed as stems next time)")
+        files_out = {Path(out).resolve(): "the mix"}
+        if params_out is not None:
+            files_out[Path(params_out).resolve()] = "the params file"
+        if stems_out.resolve() in files_out:
+            raise AutomixError(f"{stems_out}: --stems-out is also {files_out[stems_out.resolve()]}; "
+                               "give it a folder of its own")
         taken: set[str] = set()
         for f in files:
-            stem_outputs[f.name] = check_output(stems_out / stem_output_name(f.name, taken), force, inputs)
+            path = stems_out / stem_output_name(f.name, taken)
+            # With --force the processed stem would silently replace the mix (or params) just written.
+            if path.resolve() in files_out:
+                raise AutomixError(f"{path}: would be written twice, as {files_out[path.resolve()]} and as the "
+                                   f"processed {f.name}; choose another --stems-out or output name")
+            stem_outputs[f.name] = check_output(path, force, inputs)
     return OutputPlan(Path(out), params_out, stems_out, stem_outputs, inputs)
 
 
 # --------------------------------------------------------------------------------------
 # Shared back half: render → finalize → write
 # --------------------------------------------------------------------------------------
+
+def quantisation_gain(bit_depth: str, ceiling_dbtp: float) -> float:
+    """Linear gain (≤ 1) the finalized mix is written with, so the written file stays under the ceiling.
+
+    Rounding to integer samples moves each sample by up to one step, which moves the oversampled
+    true peak by up to one step times the largest absolute tap sum of the meter's interpolation
+    filter (about 2.04). A mix limited exactly to the ceiling could otherwise end up over it
+    (measured: +0.0003 dB at 16 bit). Costs at most 0.0006 dB at 16 bit, nothing audible.
+    """
+    step = QUANTISATION_STEPS.get(bit_depth)
+    if step is None:
+        return 1.0
+    from automix.console.loudness import _interpolation_taps
+
+    spread = max(1.0, float(np.abs(_interpolation_taps(4)).sum(axis=1).max()))
+    ceiling = 10.0 ** (ceiling_dbtp / 20.0)
+    return (ceiling - spread * step) / ceiling * (1.0 - 1e-6)  # 1e-6: float32 rounding of the product
+
 
 def report_step(progress: Progress | None, name: str, fraction: float) -> None:
     if progress is not None:
@@ -224,7 +283,8 @@ def render_and_write(
         report_step(progress, "finalize", 1.0)
 
         report_step(progress, "write", 0.0)
-        write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs)
+        gain = quantisation_gain(bit_depth, settings.ceiling_dbtp)
+        write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs, gain=gain)
         if plan.params_out is not None:
             write_text_atomic(plan.params_out, dumps(settings), force=force, protect=plan.inputs)
         stem_files = [w.commit() for w in writers]
@@ -235,7 +295,8 @@ def render_and_write(
         mixer=settings.mixer, tracks=list(settings.track_names), sample_rate=sample_rate,
         duration_s=frames / sample_rate, target_lufs=settings.target_lufs,
         ceiling_dbtp=settings.ceiling_dbtp, input_lufs=report.input_lufs, gain_db=report.gain_db,
-        loudness_lufs=report.output_lufs, true_peak_dbtp=report.true_peak_dbtp,
+        loudness_lufs=report.output_lufs + float(20.0 * np.log10(gain)),
+        true_peak_dbtp=report.true_peak_dbtp + float(20.0 * np.log10(gain)),
         limiter_max_reduction_db=report.limiter_max_reduction_db, seconds=time.perf_counter() - started,
         notes=notes,
     )
@@ -299,6 +360,8 @@ def mix(
         check_finalize_option("--ceiling", "ceiling_dbtp", ceiling_dbtp),
     )
     check_device(device)
+    check_model_name(model)
+    check_seed(seed)
     plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
                          bit_depth, force, [])
 

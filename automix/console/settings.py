@@ -141,7 +141,7 @@ def to_json(settings: MixSettings) -> dict[str, Any]:
 
 def _flatten(obj: Any, where: str, prefix: str = "") -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise ParamsError(f"{where}: expected an object, got {type(obj).__name__}")
+        raise ParamsError(f"{where}: expected an object, got {_json_type(obj)}")
     flat: dict[str, Any] = {}
     for key, value in obj.items():
         path = f"{prefix}{key}"
@@ -152,10 +152,17 @@ def _flatten(obj: Any, where: str, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
 def _read_group(group: ParamGroup, flat: dict[str, Any], where: str, *, required: bool) -> np.ndarray:
     """Validate and read one group from flattened JSON. Missing values take defaults unless required."""
     unknown = sorted(set(flat) - set(group.names))
     if unknown:
+        if any(name.startswith(unknown[0] + ".") for name in group.names):  # e.g. "eq": 5
+            raise ParamsError(f"{where}.{unknown[0]}: expected an object, got {_json_type(flat[unknown[0]])}")
         raise ParamsError(f"{where}.{unknown[0]}: unknown setting")
     values = group.defaults()
     for i, spec in enumerate(group.specs):
@@ -166,7 +173,10 @@ def _read_group(group: ParamGroup, flat: dict[str, Any], where: str, *, required
         raw = flat[spec.name]
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             raise ParamsError(f"{where}.{spec.name}: expected a number, got {json.dumps(raw)}")
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer with hundreds of digits
+            raise ParamsError(f"{where}.{spec.name}: number too large") from None
         if not math.isfinite(value):
             raise ParamsError(f"{where}.{spec.name}: value is not finite")
         if not spec.contains(value):
@@ -240,15 +250,28 @@ def from_json(data: Any) -> MixSettings:
 def load_params(path: Path) -> MixSettings:
     """Read and validate a params JSON file."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise ParamsError(f"{path}: cannot read ({e.strerror or e})") from None
+    if is_dir:
+        raise ParamsError(f"{path}: is a folder; give the params file (a mix.json)")
+    if not is_file:
         raise ParamsError(f"{path}: params file not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: editors on Windows add a BOM
     except json.JSONDecodeError as e:
         raise ParamsError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     except UnicodeDecodeError:
         raise ParamsError(f"{path}: not a UTF-8 text file") from None
-    return from_json(data)
+    except RecursionError:
+        raise ParamsError(f"{path}: not a params file (nested too deeply)") from None
+    except OSError as e:
+        raise ParamsError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        return from_json(data)
+    except RecursionError:  # settings nested hundreds deep
+        raise ParamsError(f"{path}: not a params file (nested too deeply)") from None
 
 
 def dumps(settings: MixSettings) -> str:

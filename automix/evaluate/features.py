@@ -26,6 +26,7 @@ from automix.console import loudness
 from automix.console.loudness import integrated_lufs, true_peak_dbtp
 from automix.errors import AutomixError
 from automix.train.losses import (
+    MRSTFT_FFT_SIZES,
     AudioFeatureLoss,
     BarkSpectrum,
     MRSTFTLoss,
@@ -228,6 +229,10 @@ def compare_to_target(
     """
     mix, target = _check_audio(mix, "mix"), _check_audio(target, "target")
     n = min(mix.shape[1], target.shape[1])
+    shortest = max(MRSTFT_FFT_SIZES) // 2 + 1  # the largest STFT pads by half its size on each side
+    if n < shortest:
+        raise AutomixError(f"the mix and the target overlap for only {n} samples; comparing them needs at least "
+                           f"{shortest} ({1000.0 * shortest / sample_rate:.0f} ms)")
     segment = max(1, int(segment_s * sample_rate))
     sum_diff, plain = SumDiffSTFTLoss(), MRSTFTLoss()
     totals = {"sum_diff_mrstft": 0.0, "mrstft": 0.0}

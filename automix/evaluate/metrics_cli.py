@@ -98,7 +98,7 @@ def eval_command(
     = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (with --dataset).")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.", min=0)] = 0,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No notes or progress on stderr.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,

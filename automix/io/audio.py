@@ -287,6 +287,11 @@ def _open_reader(path: Path) -> _SampleReader:
     decode, more than two channels)."""
     if path.stat().st_size == 0:
         raise AudioLoadError(f"{path.name}: empty file (0 bytes)")
+    try:  # libsndfile reports a file it may not open as "System error."
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise AudioLoadError(f"{path.name}: cannot read ({e.strerror or e})") from None
     try:
         reader = _SampleReader(path)
     except _DECODE_ERRORS as e:
@@ -309,7 +314,15 @@ def _check_rate(path: Path, sample_rate: int) -> None:
 
 def _read_file(path: Path) -> tuple[np.ndarray, int, float]:
     """``(audio, sample rate, peak magnitude)`` of one file; see :func:`load_audio`."""
-    if not path.is_file():
+    try:
+        is_dir, exists, is_file = path.is_dir(), path.exists(), path.is_file()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise AudioLoadError(f"{path}: cannot read ({e.strerror or e})") from None
+    if is_dir:
+        raise AudioLoadError(f"{path}: is a folder, not an audio file")
+    if exists and not is_file:
+        raise AudioLoadError(f"{path}: not a regular file (a pipe or device)")
+    if not is_file:
         raise AudioLoadError(f"{path}: file not found")
     reader = _open_reader(path)
     try:
@@ -340,6 +353,8 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
 def _short_reason(reason: str, path: Path) -> str:
     # libsndfile repeats the path in its message; the user already sees the file name.
     reason = reason.replace(f"Error opening {str(path)!r}: ", "").replace(str(path), "").strip(" :")
+    if "does not exist or is not a regular file" in reason and path.is_file():
+        return "corrupt or not audio"  # what libsndfile says about a damaged MP3, misleadingly
     return reason or "unknown format"
 
 
@@ -374,18 +389,28 @@ def scan_folder(folder: str | Path, exclude: Iterable[Path] = ()) -> tuple[list[
         AutomixError: the folder does not exist, is not a folder, or holds no audio files.
     """
     folder = Path(folder)
-    if not folder.exists():
+    try:
+        exists = folder.exists()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise AutomixError(f"{folder}: cannot read the stems folder ({e.strerror or e})") from None
+    if not exists:
         raise AutomixError(f"{folder}: stems folder not found")
     if not folder.is_dir():
         raise AutomixError(f"{folder}: not a folder (give the folder that holds the stems)")
     excluded = {_resolved(p) for p in exclude}
     files: list[Path] = []
     notes: list[str] = []
-    for entry in sorted(folder.iterdir(), key=lambda p: (p.name.casefold(), p.name)):
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: (p.name.casefold(), p.name))
+    except OSError as e:
+        raise AutomixError(f"{folder}: cannot read the stems folder ({e.strerror or e})") from None
+    for entry in entries:
         if entry.name.startswith("."):
             notes.append(f"skipped hidden file {entry.name}")
         elif entry.is_dir():
             notes.append(f"skipped sub-folder {entry.name}/")
+        elif entry.exists() and not entry.is_file():  # a named pipe would block every read forever
+            notes.append(f"skipped {entry.name} (not a regular file)")
         elif _resolved(entry) in excluded:
             notes.append(f"skipped {entry.name} (an output of this run)")
         elif not is_audio_file(entry):
@@ -521,9 +546,13 @@ def check_output(path: str | Path, force: bool = False, protect: Iterable[Path] 
     target = _resolved(path)
     if target in {_resolved(p) for p in protect}:
         raise AutomixError(f"{path}: refusing to write over an input file")
-    if path.is_dir():
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as e:  # e.g. a file name longer than the file system allows
+        raise AutomixError(f"{path}: cannot write ({e.strerror or e})") from None
+    if is_dir:
         raise AutomixError(f"{path}: is a folder; give a file name")
-    if path.exists() and not force:
+    if exists and not force:
         raise OutputExistsError(f"{path}: exists (use --force to overwrite)")
     _check_folder_writable(path.parent)
     return path
@@ -681,11 +710,13 @@ def write_audio(
     bit_depth: str = "24",
     force: bool = False,
     protect: Iterable[Path] = (),
+    gain: float = 1.0,
 ) -> Path:
     """Write float ``(channels, samples)`` audio atomically as WAV (or FLAC by extension).
 
     ``audio`` is an array or a :class:`ScratchAudio`; it is written block by block (no full
-    copies). Integer formats are clipped to [-1, 1] first (libsndfile would otherwise wrap around).
+    copies), times ``gain`` (linear). Integer formats are clipped to [-1, 1] first (libsndfile
+    would otherwise wrap around).
     """
     check_bit_depth(bit_depth, path)
     output_format(path)
@@ -697,7 +728,8 @@ def write_audio(
     with AudioWriter(path, channels, sample_rate, bit_depth, force, protect) as writer:
         for start in range(0, frames, WRITE_BLOCK_SAMPLES):
             stop = min(start + WRITE_BLOCK_SAMPLES, frames)
-            writer.write(audio.read(start, stop) if isinstance(audio, ScratchAudio) else audio[:, start:stop])
+            block = audio.read(start, stop) if isinstance(audio, ScratchAudio) else audio[:, start:stop]
+            writer.write(block if gain == 1.0 else block * np.float32(gain))
         return writer.commit()
 
 
