@@ -14,20 +14,31 @@ Protocol, per song of ``data/synth/test`` (held out from training), in sorted or
   always gets the same settings whatever ``--first``/``--only`` select);
   ``basic`` keeps only faders, pans, widths and sends of ``random_track_params`` plus
   ``random_fx_params``; ``full`` uses the whole console (EQ on every strip, compressors on
-  half of them, sends, reverb, master EQ and glue compressor);
-* the mix rendered by the full-song renderer and written as a 32-bit float WAV;
+  half of them, sends, reverb, master EQ and glue compressor); ``nocomp`` is ``full`` with every
+  compressor (track and master) reset to neutral, the same draws otherwise;
+* the mix rendered by the full-song renderer and written as a 32-bit float WAV; where it would
+  peak above :data:`MIX_PEAK_DBTP`, the truth's master output gain is lowered so it peaks there
+  (an engineer pulls the master down before export: a mix file cannot exceed full scale, and
+  ``automix render`` never writes one that does, so such a target could not be re-rendered);
 * :func:`automix.reverse.reverse` on the files, exactly as ``automix reverse`` runs it.
 
 Scores per song: median and max |fader error| in dB against the *effective* fader
-``gain_db + compressor.makeup_db`` of the truth (make-up is a pure gain after the compressor,
-so the two are indistinguishable; ``reverse`` keeps make-up at 0), median |pan error|, the
-residual of the re-rendered JSON (renderer + finalize, as ``automix render``) against the mix,
-and the *track level* error: each track rendered alone (EQ → compressor → fader → pan, no send,
-no master) with the true and with the fitted settings, |difference of their RMS levels| in dB.
+``gain_db + compressor.makeup_db + master gain_db`` of the truth (make-up is a pure gain after
+the compressor and the master output gain a common gain after the master bus, so they are
+indistinguishable from the fader; ``reverse`` keeps both at 0), median |pan error|, the
+residual of the re-rendered JSON (renderer + finalize, as ``automix render``) against the mix
+(and, as the floor the protocol allows, the residual of the *true* settings re-rendered the
+same way, with the level targets ``reverse`` writes),
+and the *track level* error: each track rendered alone (EQ → compressor → fader → pan → master output gain,
+no send, no master EQ or compressor) with the true and with the fitted settings, |difference of their RMS levels| in dB.
 Where a fader error comes from: per track, the fitted minus the true broadband gain of the EQ on
 the stem (solo level with the EQ minus with a flat EQ) and of the compressor (solo level with it
 bypassed minus with it); the fader error is about the track level error minus the first plus the
-second. ``--rescore`` recomputes the scores of an earlier run from its ``fit.json`` files.
+second. Whether a compressor can be seen at all: each compressed track rendered alone with the
+truth, and with its compressor bypassed and the best single gain (least squares on the samples);
+the *plain-gain residual* of that fit (dB) and its gain (the *plain-gain offset*, dB). A plain gain
+that explains the track to below the bar's −20 dB residual moves the fader by the offset without
+the mix showing it. ``--rescore`` recomputes the scores of an earlier run from its ``fit.json`` files.
 Results go to ``OUT/results.json`` and a markdown table to ``OUT/table.md`` (and ``--table``).
 """
 
@@ -47,9 +58,9 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the repository's automix
 
-from automix.console.loudness import integrated_lufs
+from automix.console.loudness import integrated_lufs, true_peak_dbtp
 from automix.console.render import render_console
-from automix.console.schema import MASTER, TRACK
+from automix.console.schema import FINALIZE, MASTER, TRACK
 from automix.console.settings import MixSettings, load_params
 from automix.data.random_params import random_fx_params, random_master_params, random_track_params
 
@@ -58,8 +69,9 @@ SAMPLE_RATE = 44100
 MAX_STEMS = 8
 EXCERPT_S = (5.0, 15.0)
 STEM_LUFS = -23.0
+MIX_PEAK_DBTP = -1.0
 SEED_BASE = 100
-CONDITIONS = ("basic", "full")
+CONDITIONS = ("basic", "nocomp", "full")
 
 
 @dataclass
@@ -83,6 +95,7 @@ class SongScore:
     median_pan_err: float
     median_level_err_db: float
     residual_db_initial: float
+    residual_db_truth: float
     residual_db: float
     seconds: float
     start: str
@@ -93,6 +106,8 @@ class SongScore:
     true_reduction_db: list[float]
     eq_gain_diff_db: list[float]
     reduction_diff_db: list[float]
+    plain_gain_residual_db: list[float]
+    plain_gain_offset_db: list[float]
 
 
 def load_excerpts(song_dir: Path) -> tuple[list[str], list[np.ndarray]]:
@@ -119,12 +134,16 @@ def true_settings(condition: str, names: list[str], stems: list[np.ndarray], see
     drawn = random_track_params(rng, is_stereo)
     truth = MixSettings.neutral(names)
     truth.fx = random_fx_params(rng)
-    if condition == "full":
-        truth.track = drawn
-        truth.master = random_master_params(rng)
-    else:
+    if condition == "basic":
         for name in ("gain_db", "pan", "width", "send.reverb_db"):
             truth.track[:, TRACK.index(name)] = drawn[:, TRACK.index(name)]
+        return truth
+    truth.track = drawn
+    truth.master = random_master_params(rng)
+    if condition == "nocomp":
+        for group, values in ((TRACK, truth.track), (MASTER, truth.master)):
+            columns = [i for i, n in enumerate(group.names) if n.startswith("compressor.")]
+            values[..., columns] = group.defaults()[columns]
     return truth
 
 
@@ -135,17 +154,25 @@ def make_case(condition: str, index: int) -> Case | None:
     if len(stems) < 3:
         return None
     truth = true_settings(condition, names, stems, SEED_BASE + index)
-    return Case(song_dir.name, names, stems, truth, render_console(stems, SAMPLE_RATE, truth))
+    mix = render_console(stems, SAMPLE_RATE, truth)
+    peak_dbtp = float(true_peak_dbtp(mix, SAMPLE_RATE))
+    if peak_dbtp > MIX_PEAK_DBTP:
+        truth.master[MASTER.index("gain_db")] += MIX_PEAK_DBTP - peak_dbtp
+        mix = render_console(stems, SAMPLE_RATE, truth)
+    return Case(song_dir.name, names, stems, truth, mix)
 
 
 def track_levels_db(stems: list[np.ndarray], settings: MixSettings) -> np.ndarray:
-    """RMS level (dB) of every track rendered alone: strip up to pan, no send, neutral master."""
+    """RMS level (dB) of every track rendered alone: strip up to pan, no send, master bus neutral except its
+    output gain."""
     solo = MixSettings.neutral(settings.track_names)
     solo.track = settings.track.copy()
     solo.track[:, TRACK.index("send.reverb_db")] = TRACK.spec("send.reverb_db").minimum
     solo.master = MASTER.defaults()
-    _, tracks = render_console(stems, SAMPLE_RATE, solo, return_tracks=True)
-    return np.array([10.0 * np.log10(np.mean(t.astype(np.float64) ** 2) + 1e-20) for t in tracks])
+    _, tracks = render_console(stems, SAMPLE_RATE, solo, return_tracks=True)  # per track, before the master bus
+    levels = np.array([10.0 * np.log10(np.mean(t.astype(np.float64) ** 2) + 1e-20) for t in tracks])
+    # The master output gain is a common fader (see the module docstring): count it.
+    return levels + settings.master[MASTER.index("gain_db")]
 
 
 def _with(settings: MixSettings, **columns: float) -> MixSettings:
@@ -171,26 +198,65 @@ def eq_gain_db(stems: list[np.ndarray], settings: MixSettings) -> np.ndarray:
     return track_levels_db(stems, bypassed) - track_levels_db(stems, flat)
 
 
+def plain_gain_fits(stems: list[np.ndarray], settings: MixSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Per track: residual (dB) and gain (dB) of the best single gain on the compressor-bypassed solo track.
+
+    Tracks without a compressor get ``(-inf, 0)``: the bypass changes nothing.
+    """
+    solo = _with(settings, send__reverb_db=TRACK.spec("send.reverb_db").minimum)
+    _, tracks = render_console(stems, SAMPLE_RATE, solo, return_tracks=True)
+    _, bypassed = render_console(stems, SAMPLE_RATE, _with(solo, compressor__ratio=1.0), return_tracks=True)
+    residual, offset = [], []
+    for t, b, ratio in zip(tracks, bypassed, settings.track[:, TRACK.index("compressor.ratio")]):
+        t, b = t.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+        if ratio <= 1.0:
+            residual.append(-np.inf)
+            offset.append(0.0)
+            continue
+        gain = float(t @ b / max(b @ b, 1e-30))
+        residual.append(10.0 * np.log10(np.sum((t - gain * b) ** 2) / max(t @ t, 1e-30) + 1e-30))
+        offset.append(20.0 * np.log10(max(abs(gain), 1e-10)))
+    return np.array(residual), np.array(offset)
+
+
+def truth_residual_db(case: Case) -> float:
+    """Residual of the true settings re-rendered as ``reverse`` writes them (renderer + finalize at the
+    mix's own level targets): what a perfect fit would score."""
+    from automix.reverse import level_targets, render_fit, residual_db
+
+    truth = MixSettings.neutral(case.names)
+    truth.track, truth.fx, truth.master = case.truth.track, case.truth.fx, case.truth.master
+    lufs, ceiling = level_targets(case.mix, SAMPLE_RATE)
+    truth.finalize[FINALIZE.index("target_lufs")] = lufs
+    truth.finalize[FINALIZE.index("ceiling_dbtp")] = ceiling
+    return residual_db(render_fit(case.stems, truth, SAMPLE_RATE), case.mix)
+
+
 def score(case: Case, fit: MixSettings, residual_db_initial: float, residual_db: float, seconds: float,
           start: str) -> SongScore:
     """Compare fitted settings with the truth (see the module docstring for each number)."""
     gain, pan, makeup = (TRACK.index(n) for n in ("gain_db", "pan", "compressor.makeup_db"))
+    master_gain = MASTER.index("gain_db")
     truth = case.truth.track
-    gain_err = np.abs(fit.track[:, gain] + fit.track[:, makeup] - truth[:, gain] - truth[:, makeup])
+    gain_err = np.abs(fit.track[:, gain] + fit.track[:, makeup] + fit.master[master_gain]
+                      - truth[:, gain] - truth[:, makeup] - case.truth.master[master_gain])
     pan_err = np.abs(fit.track[:, pan] - truth[:, pan])
     level_err = np.abs(track_levels_db(case.stems, fit) - track_levels_db(case.stems, case.truth))
     true_reduction = compressor_reduction_db(case.stems, case.truth)
+    plain_residual, plain_offset = plain_gain_fits(case.stems, case.truth)
     return SongScore(
         song=case.song, stems=len(case.stems), stereo=sum(a.shape[0] == 2 for a in case.stems),
         median_gain_err_db=float(np.median(gain_err)), max_gain_err_db=float(gain_err.max()),
         median_pan_err=float(np.median(pan_err)), median_level_err_db=float(np.median(level_err)),
-        residual_db_initial=residual_db_initial, residual_db=residual_db, seconds=seconds, start=start,
+        residual_db_initial=residual_db_initial, residual_db=residual_db, residual_db_truth=truth_residual_db(case),
+        seconds=seconds, start=start,
         gain_err_db=gain_err.round(2).tolist(), pan_err=pan_err.round(3).tolist(),
         level_err_db=level_err.round(2).tolist(),
         compressed=(truth[:, TRACK.index("compressor.ratio")] > 1.0).tolist(),
         true_reduction_db=true_reduction.round(2).tolist(),
         eq_gain_diff_db=(eq_gain_db(case.stems, fit) - eq_gain_db(case.stems, case.truth)).round(2).tolist(),
         reduction_diff_db=(compressor_reduction_db(case.stems, fit) - true_reduction).round(2).tolist(),
+        plain_gain_residual_db=plain_residual.round(1).tolist(), plain_gain_offset_db=plain_offset.round(2).tolist(),
     )
 
 
@@ -238,31 +304,37 @@ def summarise(rows: list[SongScore]) -> dict[str, float]:
         "compressed_tracks": int(compressed.sum()),
         "median_abs_eq_gain_diff_db": median(np.abs(all_tracks("eq_gain_diff_db"))),
         "median_abs_reduction_diff_db_compressed": median(np.abs(all_tracks("reduction_diff_db"))[compressed]),
+        "compressed_hidden_by_plain_gain": int((all_tracks("plain_gain_residual_db")[compressed] <= -20.0).sum()),
+        "median_plain_gain_residual_db_compressed": median(all_tracks("plain_gain_residual_db")[compressed]),
+        "median_abs_plain_gain_offset_db_compressed": median(np.abs(all_tracks("plain_gain_offset_db"))[compressed]),
         "median_gain_err_db": float(np.median(all_tracks("gain_err_db"))),
         "median_pan_err": float(np.median(all_tracks("pan_err"))),
         "median_level_err_db": float(np.median(all_tracks("level_err_db"))),
         "residual_db_median": float(np.median([r.residual_db for r in rows])),
         "residual_db_worst": float(max(r.residual_db for r in rows)),
         "residual_db_initial_median": float(np.median([r.residual_db_initial for r in rows])),
+        "residual_db_truth_worst": float(max(r.residual_db_truth for r in rows)),
         "seconds_median": float(np.median([r.seconds for r in rows])),
     }
 
 
 def markdown_table(rows: list[SongScore], summary: dict[str, float]) -> str:
     lines = [
-        "| song | stems | start | median gain err dB | median pan err | track level err dB | residual start → fit dB | s |",
+        ("| song | stems | start | median gain err dB | median pan err | track level err dB | residual start → fit dB "
+         "(truth) | s |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.song} | {r.stems} | {r.start} | {r.median_gain_err_db:.2f} | {r.median_pan_err:.3f} | "
-            f"{r.median_level_err_db:.2f} | {r.residual_db_initial:.1f} → {r.residual_db:.1f} | {r.seconds:.0f} |"
+            f"{r.median_level_err_db:.2f} | {r.residual_db_initial:.1f} → {r.residual_db:.1f} ({r.residual_db_truth:.0f}) | "
+            f"{r.seconds:.0f} |"
         )
     s = summary
     lines.append(
         f"| **all tracks** | {s['tracks']} | | **{s['median_gain_err_db']:.2f}** | **{s['median_pan_err']:.3f}** | "
         f"{s['median_level_err_db']:.2f} | median **{s['residual_db_median']:.1f}**, worst "
-        f"{s['residual_db_worst']:.1f} | {s['seconds_median']:.0f} |"
+        f"{s['residual_db_worst']:.1f} (truth ≤ {s['residual_db_truth_worst']:.0f}) | {s['seconds_median']:.0f} |"
     )
     if s["compressed_tracks"]:
         lines += ["", (f"Fader error: {s['tracks'] - s['compressed_tracks']} tracks without a compressor "
@@ -271,7 +343,11 @@ def markdown_table(rows: list[SongScore], summary: dict[str, float]) -> str:
                        f"{s['median_true_reduction_db_compressed']:.1f} dB off the track's level (median). "
                        f"Fitted − true broadband EQ gain on the stem: median |Δ| {s['median_abs_eq_gain_diff_db']:.2f} dB; "
                        f"compressor gain reduction on the compressed tracks: median |Δ| "
-                       f"{s['median_abs_reduction_diff_db_compressed']:.2f} dB.")]
+                       f"{s['median_abs_reduction_diff_db_compressed']:.2f} dB. A plain gain in place of the "
+                       f"compressor explains {s['compressed_hidden_by_plain_gain']} of the {s['compressed_tracks']} "
+                       f"compressed tracks to ≤ −20 dB (median plain-gain residual "
+                       f"{s['median_plain_gain_residual_db_compressed']:.1f} dB) with the fader "
+                       f"{s['median_abs_plain_gain_offset_db_compressed']:.2f} dB off (median |offset|).")]
     return re.sub(r"-(?=\d)", "−", "\n".join(lines)) + "\n"  # typographic minus, as in the docs
 
 
