@@ -6,8 +6,11 @@ differentiable console's output matches the given mix. Steps of :func:`reverse`:
 
 1. **Align** the mix to the stems (:func:`align_mix`): cross-correlate the mono mix with the
    mono sum of the stems, then score the strongest candidate lags by how much of the mix a
-   least-squares combination of the stems explains there. The best lag is reported; a mix
-   that the stems explain poorly (:data:`MIN_CORRELATION`) is refused as unrelated.
+   least-squares combination of the stems explains there (lag 0 is always scored, and a
+   near-tie goes to the lag nearest 0: periodic stems fit almost as well one period later).
+   The best lag is reported; a mix that the stems explain poorly (:data:`MIN_CORRELATION`) is
+   refused as unrelated, a mix much shorter than the stems as an excerpt, and a mix
+   polarity-inverted against the stems is flipped back (with a note).
 2. **Start** (:func:`choose_start`): faders, pans and stereo widths by least squares
    (:func:`least_squares_strips`, the console's pan laws as in
    :func:`automix.evaluate.features.estimate_gains_pans`, plus a 2×2 fit per stereo stem for its
@@ -20,6 +23,8 @@ differentiable console's output matches the given mix. Steps of :func:`reverse`:
    established before the loss looks (:mod:`automix.refine`).
 4. **Report** the fit on the whole song rendered by the full-song renderer and finalize: the
    residual ``10·log10(Σ(rendered − target)² / Σ target²)`` in dB, per-track gain and pan.
+   A fit further from the mix than silence (residual above :data:`MAX_RESIDUAL_DB`) is
+   refused and nothing is written.
 
 Level: the target mix has its own loudness. The written ``mix.json`` sets ``target_lufs`` to
 the target's measured integrated loudness and the true-peak ceiling just above the target's
@@ -45,7 +50,15 @@ from automix.console.loudness import integrated_lufs, true_peak_dbtp
 from automix.console.schema import EQ_BANDS, FINALIZE, TRACK
 from automix.console.settings import MixSettings, dumps
 from automix.errors import AutomixError
-from automix.io.audio import check_output, load_audio, load_stems, resample, scan_folder, write_text_atomic
+from automix.io.audio import (
+    check_output,
+    is_audio_file,
+    load_audio,
+    load_stems,
+    resample,
+    scan_folder,
+    write_text_atomic,
+)
 from automix.refine import optimise_console, stems_tensor
 
 DEFAULT_REVERSE_STEPS = 60
@@ -69,6 +82,9 @@ MAX_LAG_S = 2.0
 MIN_CORRELATION = 0.5
 """A mix whose best least-squares fit from the stems correlates less than this is refused."""
 
+MAX_RESIDUAL_DB = 0.0
+"""A fit whose re-rendered mix is further from the target than silence is (0 dB) is refused."""
+
 START_SEND_DB = -30.0
 """Reverb sends start here, not at "off": a parameter at the edge of its range sits where the
 sigmoid is flat, and the fit could not raise a send in a few dozen steps. −30 dB is faint
@@ -79,6 +95,12 @@ CEILING_MARGIN_DB = 0.5
 """The written ceiling sits this far above the target mix's own true peak."""
 
 _CANDIDATE_LAGS = 5
+_LAG_TIE = 0.005
+"""Fit correlations this close count as a tie, won by the lag nearest 0: a mix bounced from the
+same session as its stems is aligned, and periodic stems (a held tone, a loop) fit equally well
+one period later."""
+MIN_LENGTH_FRACTION = 0.5
+"""A mix shorter than this fraction of the stems is refused: it is an excerpt, not their mix."""
 _LAG_REFINE = 3  # samples either side of the best candidate checked by the least-squares fit
 _FIT_MAX_SAMPLES = 2_000_000  # alignment scoring uses an evenly strided subset beyond this
 
@@ -103,10 +125,14 @@ class Alignment:
         lag_samples: the mix is late by this many samples (negative: early).
         correlation: correlation between the aligned mix and its least-squares fit from the
             stems (0 unrelated … 1 a pure gain/pan mix).
+        inverted: the mix is polarity-inverted against the stems; the aligned mix returned by
+            :func:`align_mix` is flipped back (the console has no polarity switch, and a flip of
+            the whole mix is inaudible).
     """
 
     lag_samples: int
     correlation: float
+    inverted: bool = False
 
 
 def _shift(mix: np.ndarray, lag: int, length: int) -> np.ndarray:
@@ -173,17 +199,27 @@ def align_mix(
             candidates.append(int(lags[index]))
         if len(candidates) == _CANDIDATE_LAGS:
             break
-    scored = [(_fit_correlation(stems, _shift(mix, lag, n)), lag) for lag in candidates]
-    correlation, lag = max(scored)
+    scored = {lag: _fit_correlation(stems, _shift(mix, lag, n)) for lag in [*candidates, 0]}
+    lag = _best_lag(scored)
     # Filters shift the cross-correlation peak by a sample or two (phase); the fit decides.
-    near = [(_fit_correlation(stems, _shift(mix, lag + d, n)), lag + d) for d in range(-_LAG_REFINE, _LAG_REFINE + 1) if d]
-    correlation, lag = max([(correlation, lag), *near])
+    for d in range(-_LAG_REFINE, _LAG_REFINE + 1):
+        scored.setdefault(lag + d, _fit_correlation(stems, _shift(mix, lag + d, n)))
+    lag = _best_lag(scored)
+    correlation = scored[lag]
     if correlation < MIN_CORRELATION:
         raise AutomixError(
             f"the mix does not look like a mix of these stems (best fit correlation {correlation:.2f} "
             f"< {MIN_CORRELATION:g}); check that the stems and the mix belong to the same song"
         )
-    return _shift(mix, lag, n), Alignment(lag, correlation)
+    aligned = _shift(mix, lag, n)
+    inverted = float(np.dot(stem_sum, aligned.mean(axis=0))) < 0.0
+    return (-aligned if inverted else aligned), Alignment(lag, correlation, inverted)
+
+
+def _best_lag(scored: dict[int, float]) -> int:
+    """The lag of the highest fit correlation; near-ties (:data:`_LAG_TIE`) go to the lag nearest 0."""
+    best = max(scored.values())
+    return min((lag for lag, c in scored.items() if c >= best - _LAG_TIE), key=lambda lag: (abs(lag), lag))
 
 
 # --------------------------------------------------------------------------------------
@@ -668,6 +704,8 @@ def reverse(
     if steps < 0:
         raise AutomixError(f"--steps {steps}: expected 0 or more")
     files, _ = scan_folder(stems_dir)
+    if is_audio_file(out_json):  # next time it would be read as a stem (or mistaken for a mix)
+        raise AutomixError(f"{out_json}: the settings are written as JSON; name the file .json")
     check_output(out_json, force, [*files, mix_path])
 
     def step(name: str, fraction: float) -> None:
@@ -684,11 +722,18 @@ def reverse(
         notes.append("the mix is mono: pans cannot be recovered")
     mix = _stereo(mix)
     audio = [s.audio for s in stems]
+    stems_s, mix_s = audio[0].shape[1] / rate, mix.shape[1] / rate
+    if mix_s < MIN_LENGTH_FRACTION * stems_s:
+        raise AutomixError(f"{mix_path}: the mix is {mix_s:.1f} s long, the stems {stems_s:.1f} s; "
+                           "give the mix of the whole song (reverse fits the stems' full length)")
     names = [s.name for s in stems]
     step("load", 1.0)
 
     step("align", 0.0)
     target, alignment = align_mix(audio, mix, rate)
+    if alignment.inverted:
+        notes.append("the mix is polarity-inverted against the stems: fitted (and residuals measured) "
+                      "with its polarity flipped back")
     step("align", 1.0)
     step("start", 0.0)
     init, start_name, _ = choose_start(names, audio, target, rate, windows=windows, window_s=window_s)
@@ -708,9 +753,14 @@ def reverse(
     residual_initial = residual_db(render_fit(audio, init.rounded(), rate), target)
     residual = residual_db(render_fit(audio, settings, rate), target)
     step("render", 1.0)
+    if residual > MAX_RESIDUAL_DB:
+        raise AutomixError(
+            f"the fit does not reproduce the mix (residual {residual:+.1f} dB > {MAX_RESIDUAL_DB:g} dB, "
+            "further from it than silence); the mix may use processing the console cannot model, or stems "
+            "it does not contain; nothing written")
     write_text_atomic(out_json, dumps(settings), force=force, protect=[*files, mix_path])
     for note in notes:
-        if log is not None and note.startswith(("resampled the mix", "the mix is mono")):
+        if log is not None and note.startswith(("resampled the mix", "the mix is mono", "the mix is polarity")):
             log(note)
     return ReverseResult(
         params_path=out_json, mix_path=mix_path, tracks=names, sample_rate=rate,

@@ -116,3 +116,60 @@ def test_cli_reverse_prints_a_fit_report(three_stems, tmp_path, synth):
     refused = CliRunner().invoke(app, ["reverse", str(folder), "--mix", str(unrelated), "-o",
                                        str(tmp_path / "q.json")])
     assert refused.exit_code == 2 and "does not look like a mix" in refused.output
+
+
+def _write_stems(folder, stems, synth):
+    folder.mkdir()
+    for name, audio in stems.items():
+        synth.write(folder / name, audio, SR)
+    return folder
+
+
+def test_a_polarity_inverted_mix_fits_like_the_original(three_stems, tmp_path, synth):
+    folder = _write_stems(tmp_path / "stems", three_stems, synth)
+    mixed = render_console([three_stems[n] for n in sorted(three_stems)], SR, _known_mix(three_stems))
+    plain = reverse(folder, synth.write(tmp_path / "mix.wav", mixed, SR), tmp_path / "a.json", steps=0)
+    flipped = reverse(folder, synth.write(tmp_path / "inv.wav", -mixed, SR), tmp_path / "b.json", steps=0)
+    assert any("polarity-inverted" in n for n in flipped.notes)
+    assert not any("polarity-inverted" in n for n in plain.notes)
+    assert flipped.lag_samples == plain.lag_samples == 0
+    assert flipped.residual_db == pytest.approx(plain.residual_db, abs=0.01)
+    np.testing.assert_allclose(flipped.gains_db, plain.gains_db, atol=0.01)
+
+
+def test_periodic_stems_align_at_zero_not_one_period_later():
+    t = np.arange(2 * SR) / SR
+    # 100 and 200 Hz repeat every 441 samples at 22.05 kHz: one period later fits almost as well.
+    tones = [np.sin(2 * np.pi * f * t)[None].astype(np.float32) * a for f, a in ((100.0, 0.3), (200.0, 0.2))]
+    mixed = np.concatenate([0.7 * tones[0] + 0.2 * tones[1], 0.3 * tones[0] + 0.8 * tones[1]])
+    _, alignment = align_mix(tones, mixed, SR)
+    assert alignment.lag_samples == 0 and alignment.correlation > 0.999
+
+
+def test_an_excerpt_of_the_mix_is_refused_with_its_length(three_stems, tmp_path, synth):
+    folder = _write_stems(tmp_path / "stems", three_stems, synth)
+    mixed = render_console([three_stems[n] for n in sorted(three_stems)], SR, _known_mix(three_stems))
+    excerpt = synth.write(tmp_path / "excerpt.wav", mixed[:, : SR // 2], SR)
+    with pytest.raises(AutomixError, match=r"the mix is 0\.5 s long, the stems 2\.0 s"):
+        reverse(folder, excerpt, tmp_path / "fit.json", steps=0)
+
+
+def test_settings_are_not_written_under_an_audio_name(three_stems, tmp_path, synth):
+    folder = _write_stems(tmp_path / "stems", three_stems, synth)
+    mixed = render_console([three_stems[n] for n in sorted(three_stems)], SR, _known_mix(three_stems))
+    mix_file = synth.write(tmp_path / "mix.wav", mixed, SR)
+    with pytest.raises(AutomixError, match="name the file .json"):
+        reverse(folder, mix_file, folder / "fit.wav", steps=0)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(three_stems)
+
+
+def test_a_fit_worse_than_the_bar_writes_nothing(three_stems, tmp_path, synth, monkeypatch):
+    import automix.reverse
+
+    folder = _write_stems(tmp_path / "stems", three_stems, synth)
+    mixed = render_console([three_stems[n] for n in sorted(three_stems)], SR, _known_mix(three_stems))
+    mix_file = synth.write(tmp_path / "mix.wav", mixed, SR)
+    monkeypatch.setattr(automix.reverse, "MAX_RESIDUAL_DB", -200.0)  # no fit is this good: the guard must act
+    with pytest.raises(AutomixError, match=r"does not reproduce the mix \(residual -\d+\.\d dB"):
+        reverse(folder, mix_file, tmp_path / "fit.json", steps=0)
+    assert not (tmp_path / "fit.json").exists()
