@@ -379,7 +379,9 @@ def peak_dbfs(audio: np.ndarray) -> float:
 
 
 def scan_folder(folder: str | Path, exclude: Iterable[Path] = ()) -> tuple[list[Path], list[str]]:
-    """List the audio files of a stems folder in name order, with notes about what was skipped.
+    """List the audio files of a stems folder in name order, with notes about what was skipped
+    (hidden files, sub-folders, non-audio files, and a second name of the same file: a link
+    to another stem of the folder would otherwise be mixed twice).
 
     Args:
         folder: the stems folder.
@@ -417,10 +419,39 @@ def scan_folder(folder: str | Path, exclude: Iterable[Path] = ()) -> tuple[list[
             notes.append(f"skipped {entry.name} (not an audio file)")
         else:
             files.append(entry)
+    files = _without_duplicates(files, notes)
     if not files:
         what = "is empty" if not notes else f"holds no audio files ({notes[0]}{', …' if len(notes) > 1 else ''})"
         raise AutomixError(f"{folder}: stems folder {what}; expected wav, flac, aiff, ogg or mp3 files")
     return files, notes
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of the file a path leads to (through links), None if it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:  # a dangling link or an unreadable entry: the loader reports it
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _without_duplicates(files: list[Path], notes: list[str]) -> list[Path]:
+    """``files`` (name order) with each file that is reached twice (a link to another stem of
+    the folder, or a hard link) kept once, under its real name when one of them is not a
+    symbolic link: the same audio must not be mixed twice. Appends a note per file skipped."""
+    by_identity: dict[tuple[int, int], list[Path]] = {}
+    for path in files:
+        identity = _file_identity(path)
+        if identity is not None:
+            by_identity.setdefault(identity, []).append(path)
+    skipped: dict[Path, Path] = {}
+    for paths in by_identity.values():
+        keep = next((p for p in paths if not p.is_symlink()), paths[0])
+        skipped.update({p: keep for p in paths if p != keep})
+    for path in files:
+        if path in skipped:
+            notes.append(f"skipped {path.name} (the same file as {skipped[path].name})")
+    return [p for p in files if p not in skipped]
 
 
 def choose_sample_rate(rates: Iterable[int]) -> int:

@@ -40,6 +40,11 @@ FRAME_S = 0.05
 ACTIVE_RANGE_DB = 40.0
 """Frames more than this far below the loudest frame are rests, not signal (for RMS/crest)."""
 
+DC_ONLY_SHARE = 0.9999
+"""A stem with at least this share of its power in its DC offset holds nothing audible: what
+is left is ≥ 40 dB below the offset, and the console's high-pass (its DC blocker) removes the
+offset itself."""
+
 
 @dataclass(frozen=True)
 class StemFeatures:
@@ -57,6 +62,7 @@ class StemFeatures:
         stereo_correlation: L/R correlation (1 for mono or dual-mono, ~0 for wide stereo).
         resonance_hz: strongest persistent narrow peak in :data:`RESONANCE_BAND_HZ`.
         resonance_db: how far that peak stands above the 1/3-octave-smoothed spectrum.
+        dc_share: fraction of the power that is a constant (DC) offset, 0…1 (0 for silence).
     """
 
     lufs: float
@@ -70,6 +76,12 @@ class StemFeatures:
     stereo_correlation: float
     resonance_hz: float
     resonance_db: float
+    dc_share: float = 0.0
+
+    @property
+    def only_dc(self) -> bool:
+        """Nothing audible besides a DC offset (see :data:`DC_ONLY_SHARE`)."""
+        return self.dc_share >= DC_ONLY_SHARE
 
 
 def _db(power: float) -> float:
@@ -253,7 +265,7 @@ def _measure_block(
       a partial last frame is dropped (there is no slot for it) unless it is the only one;
     * ``hops[j]``: Σ K-weighted² over channels of 100 ms hop ``j`` (``[j·fs // 10, (j+1)·fs // 10)``),
       the last entry collecting what follows the last complete hop;
-    * ``stats``: ``[peak, L·L, R·R, L·R]`` (peak is a maximum, the others sums);
+    * ``stats``: ``[peak, L·L, R·R, L·R, L, R]`` (peak is a maximum, the others sums);
     * ``state``: ``(channels, 6)`` K-weighting filter state, carried from block to block.
 
     The block is cut where any frame or hop ends, so each run needs only plain sums.
@@ -261,14 +273,14 @@ def _measure_block(
     n = left.size
     sl = (state[0, 0], state[0, 1], state[0, 2], state[0, 3], state[0, 4], state[0, 5])
     sr = (state[-1, 0], state[-1, 1], state[-1, 2], state[-1, 3], state[-1, 4], state[-1, 5])
-    peak, ll_total, rr_total, lr_total = stats[0], 0.0, 0.0, 0.0
+    peak, ll_total, rr_total, lr_total, l_total, r_total = stats[0], 0.0, 0.0, 0.0, 0.0, 0.0
     i = 0
     while i < n:
         t = start + i
         f10, f50 = t // n10, t // n50
         hop = (10 * (t + 1) - 1) // sample_rate  # the hop holding sample t
         stop = min(n, (f10 + 1) * n10 - start, (f50 + 1) * n50 - start, (hop + 1) * sample_rate // 10 - start)
-        ll = rr = lr = kk = 0.0
+        ll = rr = lr = kk = ls = rs = 0.0
         if stereo:
             for j in range(i, stop):
                 a, b = np.float64(left[j]), np.float64(right[j])
@@ -277,6 +289,8 @@ def _measure_block(
                 ll += a * a
                 rr += b * b
                 lr += a * b
+                ls += a
+                rs += b
                 kk += za * za + zb * zb
                 peak = max(peak, abs(a), abs(b))
         else:
@@ -284,6 +298,7 @@ def _measure_block(
                 a = np.float64(left[j])
                 za, sl = k_weight_step(a, k, sl)
                 ll += a * a
+                ls += a
                 kk += za * za
                 peak = max(peak, abs(a))
         if f10 < power10.size:
@@ -294,11 +309,15 @@ def _measure_block(
         ll_total += ll
         rr_total += rr
         lr_total += lr
+        l_total += ls
+        r_total += rs
         i = stop
     stats[0] = peak
     stats[1] += ll_total
     stats[2] += rr_total
     stats[3] += lr_total
+    stats[4] += l_total
+    stats[5] += r_total
     for c in range(6):
         state[0, c] = sl[c]
         if stereo:
@@ -333,7 +352,7 @@ def analyse_reader(read: Reader, channels: int, samples: int, sample_rate: int) 
     power10 = np.zeros(max(1, samples // n10))  # a stem shorter than a frame: one zero-padded frame
     power50 = np.zeros(max(1, samples // n50))
     hops = np.zeros((10 * (samples + 1) - 1) // sample_rate + 1)  # complete 100 ms hops, then the rest
-    stats = np.zeros(4)  # peak, L·L, R·R, L·R
+    stats = np.zeros(6)  # peak, L·L, R·R, L·R, L, R
     state = np.zeros((channels, 6))
     k = k_weighting_coefficients(sample_rate)
     nperseg, starts = _spectrum_layout(samples, sample_rate)
@@ -364,6 +383,11 @@ def analyse_reader(read: Reader, channels: int, samples: int, sample_rate: int) 
 
     resonance_hz, resonance_db = find_resonance(freqs, median_psd)
 
+    # The DC offset's power is the mean of each channel squared; the total power Σx²/n.
+    sums, squares = stats[4:4 + channels], stats[1:1 + channels]
+    total_power = float(squares.sum())
+    dc_share = min(1.0, float(np.square(sums).sum()) / (samples * total_power)) if total_power > 0 else 0.0
+
     correlation = 1.0
     if channels == 2:
         denom = math.sqrt(float(stats[1]) * float(stats[2]))
@@ -381,6 +405,7 @@ def analyse_reader(read: Reader, channels: int, samples: int, sample_rate: int) 
         stereo_correlation=correlation,
         resonance_hz=resonance_hz,
         resonance_db=resonance_db,
+        dc_share=dc_share,
     )
 
 
@@ -402,9 +427,10 @@ SUSTAINED_TRANSIENT_DB = 5.0
 
 ROLES: tuple[str, ...] = (
     "kick", "snare", "hats", "drums", "bass", "lead_vocal", "backing_vocal",
-    "lead", "guitar", "keys", "pad", "fx", "melodic",
+    "lead", "guitar", "keys", "pad", "fx", "melodic", "silent",
 )
-"""Every role a stem can get. ``melodic`` is a pitched source the rules could not name."""
+"""Every role a stem can get. ``melodic`` is a pitched source the rules could not name;
+``silent`` a stem with nothing audible in it (only a DC offset)."""
 
 # Checked in this order, so "bass drum" is a kick and "lead vocal" a vocal, not a lead.
 # Keywords of 4+ letters match anywhere in the name; shorter ones only as a whole word.
@@ -448,8 +474,11 @@ def role_from_audio(f: StemFeatures) -> tuple[str, str]:
 
     The tree follows how engineers listen: low-frequency weight first (kick vs bass:
     percussive vs sustained envelope), then brightness (cymbals), then transients (other
-    drums), then stereo-ness with a steady envelope (pads), else melodic.
+    drums), then stereo-ness with a steady envelope (pads), else melodic. A stem that is only
+    a DC offset is ``silent`` (its power is all below 20 Hz, but it is no bass).
     """
+    if f.only_dc:
+        return "silent", f"nothing audible ({f.dc_share:.2%} of its power is a DC offset)"
     percussive = f.transient_db >= PERCUSSIVE_TRANSIENT_DB
     if f.low_ratio >= 0.5:
         low = f"{f.low_ratio:.0%} of power below {LOW_FREQ_HZ:g} Hz"
@@ -467,8 +496,10 @@ def role_from_audio(f: StemFeatures) -> tuple[str, str]:
 
 
 def infer_role(name: str, features: StemFeatures) -> tuple[str, str]:
-    """Role of a stem from its file name, else from its audio; returns ``(role, why)``."""
-    role, keyword = role_from_name(name)
+    """Role of a stem from its file name, else from its audio; returns ``(role, why)``.
+
+    A stem with nothing audible is ``silent`` whatever its name says."""
+    role, keyword = role_from_name(name) if not features.only_dc else (None, None)
     if role is not None:
         return role, f"role {role} from name ({keyword!r})"
     role, reason = role_from_audio(features)

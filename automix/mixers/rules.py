@@ -5,6 +5,9 @@ inferred from its file name or its audio (see :mod:`automix.mixers.features`), a
 set of documented rules — the kind mixing engineers state in interviews and textbooks —
 turns roles and features into console settings:
 
+0. leave alone a stem with nothing to level: only a DC offset, near silence, or a click
+               (its loudness measures almost nothing, so levelling it would boost it by tens
+               of dB): unity trim and fader, neutral strip, centred;
 1. balance    trim every stem to the same loudness, then set the fader by role
                (kick, bass and lead vocal forward; pads, cymbals and effects back);
 2. high-pass  remove rumble below each source's useful range, never above its lowest content;
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from automix.console.loudness import NORMALISED_STEM_LUFS
+from automix.console.loudness import NORMALISED_STEM_LUFS, SILENCE_LUFS
 from automix.console.schema import SEND_OFF_DB, TRACK
 from automix.console.settings import MixSettings
 from automix.io.audio import Stem
@@ -71,6 +74,7 @@ ROLE_STYLES: dict[str, RoleStyle] = {
     "pad": RoleStyle(-5.0, 120.0, False, -12.0, 30.0, 300.0, width=1.3),
     "fx": RoleStyle(-6.0, 150.0, False, -12.0, 10.0, 200.0),
     "melodic": RoleStyle(-2.0, 80.0, False, -16.0, 10.0, 150.0),
+    "silent": RoleStyle(0.0, 10.0, True, SEND_OFF_DB, 10.0, 100.0),  # left alone (rule 0): a neutral strip
 }
 
 LOW_SOURCE_RATIO = 0.4
@@ -91,6 +95,12 @@ COMPRESS_MIN_CREST_DB = 8.0
 THRESHOLD_ABOVE_RMS_DB = 2.0
 """Compressor threshold relative to the stem's playing RMS (after trim): catches the peaks."""
 
+IMPULSIVE_PLR_DB = 30.0
+"""A stem whose sample peak stands more than this above its loudness is a click or a lone tick,
+not a source whose loudness says how loud it sounds. Measured on generated stems: a kick loop
+~17 dB, a single snare hit ~19 dB, an 8 ms rimshot ~26 dB; a 1 ms metronome click ~32 dB, a
+one-sample click ~39 dB."""
+
 REVERB = {"reverb.decay_s": 1.6, "reverb.predelay_ms": 25.0, "reverb.damping": 0.6, "reverb.return_db": 0.0}
 """A medium plate-like room: long enough to glue, pre-delay keeps vocals intelligible."""
 
@@ -98,6 +108,23 @@ REVERB = {"reverb.decay_s": 1.6, "reverb.predelay_ms": 25.0, "reverb.damping": 0
 # --------------------------------------------------------------------------------------
 # The rules (one small function each; each returns values and the note it leaves)
 # --------------------------------------------------------------------------------------
+
+def left_alone(f: StemFeatures) -> str | None:
+    """Rule 0: why a stem is left at unity with a neutral strip, or None to apply the rules.
+
+    Levelling trims every stem to the same loudness; for a stem whose loudness measures almost
+    nothing that would be a boost of tens of dB (a one-sample click +22 dB): an engineer
+    leaves such a stem as it is.
+    """
+    if f.only_dc:
+        return "only a DC offset, which the console's high-pass (DC blocker) removes"
+    if f.lufs <= SILENCE_LUFS:
+        return f"near silence (loudness below {SILENCE_LUFS:g} LUFS)"
+    if f.peak_dbfs - f.lufs > IMPULSIVE_PLR_DB:
+        return (f"impulsive: its peak stands {f.peak_dbfs - f.lufs:.0f} dB above its loudness "
+                f"({f.lufs:.1f} LUFS), a click rather than a source to level")
+    return None
+
 
 def balance(role: str, lufs: float) -> tuple[float, float, str]:
     """Rule 1: ``(trim_db, gain_db, note)``: equal loudness, then the role's fader offset."""
@@ -266,7 +293,12 @@ class RulesMixer:
             settings.roles[name], why = infer_role(name, features[name])
             settings.notes[name] = [why]
 
-        for name in names:
+        alone = {name: why for name in names if (why := left_alone(features[name])) is not None}
+        for name, why in alone.items():
+            settings.notes[name].append(f"left alone: {why}; unity trim and fader, no processing, centred")
+        active = [name for name in names if name not in alone]
+
+        for name in active:
             role, f, notes = settings.roles[name], features[name], settings.notes[name]
             trim_db, gain_db, note = balance(role, f.lufs)
             settings.set(name, "trim_db", trim_db)
@@ -294,7 +326,7 @@ class RulesMixer:
             settings.set(name, "send.reverb_db", send_db)
             notes.append(note)
 
-        for name, (pan, width, note) in placement(names, settings.roles, features, stereo).items():
+        for name, (pan, width, note) in placement(active, settings.roles, features, stereo).items():
             settings.set(name, "pan", pan)
             settings.set(name, "width", width)
             settings.notes[name].append(note)
@@ -302,6 +334,7 @@ class RulesMixer:
         sends_on = any(settings.get(n, "send.reverb_db") > SEND_OFF_DB for n in names)
         for param, value in REVERB.items():
             settings.set_fx(param, value if sends_on or param != "reverb.return_db" else SEND_OFF_DB)
-        for param, value in master_chain([settings.get(n, "gain_db") for n in names]).items():
+        # Stems left alone add nothing to the mix level (when every stem is, the estimate uses them all).
+        for param, value in master_chain([settings.get(n, "gain_db") for n in active or names]).items():
             settings.set_master(param, value)
         return settings.clipped()

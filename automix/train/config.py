@@ -8,6 +8,7 @@ ignored setting.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
@@ -119,7 +120,86 @@ def _build(cls: type, values: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ = 8000, 384000
+"""Training sample rates the audio loader accepts (see :mod:`automix.io.audio`)."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(where: str, value: Any, minimum: int, maximum: int | None = None, *, optional: bool = False) -> None:
+    """An integer in ``[minimum, maximum]`` (None allowed when ``optional``), else :class:`ConfigError`."""
+    if optional and value is None:
+        return
+    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
+        wanted = "a positive integer" if minimum == 1 and maximum is None else (
+            f"an integer ≥ {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}")
+        raise ConfigError(f"{where}: expected {wanted}{' or null' if optional else ''} (got {value!r})")
+
+
+def _number(where: str, value: Any, *, positive: bool) -> None:
+    """A finite number, > 0 when ``positive`` else ≥ 0, else :class:`ConfigError`."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        raise ConfigError(f"{where}: expected a number {'> 0' if positive else '≥ 0'} (got {value!r})")
+
+
+def _text(where: str, value: Any, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: expected a non-empty string (got {value!r})")
+
+
+def _check_values(cfg: TrainConfig) -> None:
+    """Types and ranges of every field, so a bad value fails before any data are prepared."""
+    for name in ("steps", "batch_size", "grad_accum", "val_every", "val_batches", "log_every"):
+        _integer(name, getattr(cfg, name), 1)
+    _integer("warmup_steps", cfg.warmup_steps, 0)
+    _integer("seed", cfg.seed, 0)
+    _integer("threads", cfg.threads, 1, optional=True)
+    _number("lr", cfg.lr, positive=True)
+    _number("weight_decay", cfg.weight_decay, positive=False)
+    _number("grad_clip", cfg.grad_clip, positive=True)
+    for name in ("out_dir", "name"):
+        _text(name, getattr(cfg, name))
+    if "/" in cfg.name or "\\" in cfg.name:
+        raise ConfigError(f"name: a file name inside out_dir, not a path (got {cfg.name!r})")
+    if not isinstance(cfg.description, str):
+        raise ConfigError(f"description: expected a string (got {cfg.description!r})")
+
+    d = cfg.data
+    _integer("data.sample_rate_hz", d.sample_rate_hz, MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ)
+    _number("data.excerpt_s", d.excerpt_s, positive=True)
+    _integer("data.excerpts_per_song", d.excerpts_per_song, 1)
+    _integer("data.max_tracks", d.max_tracks, 1)
+    _integer("data.max_songs", d.max_songs, 1, optional=True)
+    _integer("data.workers", d.workers, 0)
+    for name in ("songs_root", "refs_root", "cache_dir", "train_split", "val_split"):
+        _text(f"data.{name}", getattr(d, name))
+
+    w = cfg.loss
+    for name in ("param", "sum_diff_stft", "af"):
+        _number(f"loss.{name}", getattr(w, name), positive=False)
+    if not isinstance(w.fft_sizes, list) or not w.fft_sizes:
+        raise ConfigError(f"loss.fft_sizes: expected a non-empty list of integers (got {w.fft_sizes!r})")
+    for size in w.fft_sizes:
+        _integer("loss.fft_sizes", size, 16)
+    if not isinstance(w.level_match, bool):
+        raise ConfigError(f"loss.level_match: expected true or false (got {w.level_match!r})")
+    if not isinstance(w.param_weights, dict):
+        raise ConfigError(f"loss.param_weights: expected a mapping (got {w.param_weights!r})")
+
+    if not isinstance(cfg.model.sizes, dict):
+        raise ConfigError(f"model.sizes: expected a mapping (got {cfg.model.sizes!r})")
+    _text("model.init_from", cfg.model.init_from, optional=True)
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
+    """Check every field's type and range and the sections' consistency; returns ``cfg``
+    (``data.method`` normalised to a string). Cheap: run it again after any override."""
+    _check_values(cfg)
     if cfg.model.kind not in ("dmc", "mst"):
         raise ConfigError(f"model.kind: expected 'dmc' or 'mst', got {cfg.model.kind!r}")
     if str(cfg.data.method) not in get_args(Method):
@@ -127,9 +207,6 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     cfg.data.method = str(cfg.data.method)
     if cfg.schedule not in ("cosine", "constant"):
         raise ConfigError(f"schedule: expected 'cosine' or 'constant', got {cfg.schedule!r}")
-    for name in ("steps", "batch_size", "grad_accum", "val_every", "val_batches", "log_every"):
-        if not isinstance(getattr(cfg, name), int) or getattr(cfg, name) < 1:
-            raise ConfigError(f"{name}: expected a positive integer")
     if cfg.loss.render not in ("console", "balance"):
         raise ConfigError(f"loss.render: expected 'console' or 'balance', got {cfg.loss.render!r}")
     if cfg.loss.param + cfg.loss.sum_diff_stft + cfg.loss.af <= 0:
@@ -141,25 +218,43 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """``line L, column C: problem`` (1-based) of a YAML syntax error, on one line."""
+    mark = getattr(e, "problem_mark", None)
+    problem = _one_line(getattr(e, "problem", None) or e)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
 def load_config(path: Path) -> TrainConfig:
-    """Read and validate a YAML or TOML training config."""
+    """Read and validate a YAML or TOML training config (UTF-8 text)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(f"{path}: expected a .yaml, .yml or .toml file")
     try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(f"{path}: expected a .yaml, .yml or .toml file")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{path}: cannot parse ({e})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({_one_line(e)})") from None
+    if data is None:  # an empty YAML file: every default
+        data = {}
     try:
         return validate(_build(TrainConfig, data, "config"))
     except TypeError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(f"{path}: {_one_line(e)}") from None
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:

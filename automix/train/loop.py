@@ -31,8 +31,10 @@ from automix.console.schema import FX, MASTER, TRACK
 from automix.console.torch_console import mix_console, pan_matrix
 from automix.data import samplers
 from automix.errors import AutomixError
+from automix.mixers import resolve_device
 from automix.models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from automix.train.config import TrainConfig, to_dict
+from automix.train.config import validate as validate_config
 from automix.train.losses import AudioFeatureLoss, ParameterLoss, SumDiffSTFTLoss
 
 Log = Callable[[str], None]
@@ -237,7 +239,14 @@ def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log
 
     Writes into ``cfg.out_dir``: ``log.jsonl``, ``NAME-last``/``NAME-best`` checkpoints,
     ``state.pt`` and ``config.json``. ``resume`` continues from ``state.pt`` exactly.
+    ``device``: auto, cpu, cuda, cuda:N or mps.
+
+    Raises:
+        AutomixError: a bad config value (also one set after loading), an unavailable device,
+            an output folder that cannot be made: all before any data are prepared.
     """
+    validate_config(cfg)  # again: the caller may have overridden values after load_config
+    device = resolve_device(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rank, world = _distributed()
@@ -245,7 +254,10 @@ def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     dev = torch.device(device)
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way, no permission, a name too long
+        raise AutomixError(f"{out_dir}: cannot create the output folder ({e.strerror or e})") from None
     state_path = out_dir / STATE_FILE
     if resume and not state_path.is_file():
         raise AutomixError(f"{state_path}: nothing to resume")
