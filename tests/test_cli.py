@@ -14,31 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
+from cli_helpers import assert_user_error, run
 
-from automix import cli, engine
+from automix import engine
 from automix.console.loudness import integrated_lufs, true_peak_dbtp
 from automix.io.audio import load_audio
 
 ROOT = Path(__file__).resolve().parents[1]
-runner = CliRunner()
-
-
-def run(*args: str | Path):
-    return runner.invoke(cli.app, [str(a) for a in args])
-
-
-def assert_user_error(result, *fragments: str) -> str:
-    """Exit 2, nothing on stdout, one line ``error: …`` last on stderr (after any notes), no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    line = lines[-1]
-    assert line.startswith("error: ") and sum(x.startswith("error") for x in lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in line, line
-    return line
 
 
 def summary(result) -> dict:
@@ -297,7 +279,7 @@ def test_internal_errors_exit_1_on_one_line(song_dir, tmp_path, monkeypatch):
     assert result.exit_code == 1
     line = result.stderr.strip()
     assert "\n" not in line and line.startswith("internal error: ValueError: something broke")
-    debug = runner.invoke(cli.app, ["--debug", "mix", str(song_dir), "-o", str(tmp_path / "m.wav")])
+    debug = run("--debug", "mix", song_dir, "-o", tmp_path / "m.wav")
     assert debug.exit_code == 1 and "Traceback" in debug.stderr
 
 

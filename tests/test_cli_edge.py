@@ -13,9 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
+from cli_helpers import assert_user_error, run
 
-from automix import cli
 from automix.cli_common import mix_summary
 from automix.console.loudness import true_peak_dbtp
 from automix.console.settings import load_params
@@ -23,25 +22,7 @@ from automix.errors import AutomixError, ParamsError
 from automix.io import audio as audio_io
 from automix.io.audio import scan_folder
 
-runner = CliRunner()
 SR = 44100
-
-
-def run(*args: str | Path):
-    return runner.invoke(cli.app, [str(a) for a in args])
-
-
-def assert_user_error(result, *fragments: str) -> str:
-    """Exit 2, nothing on stdout, exactly one stderr line ``error: …`` (last), no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: ") and sum(x.startswith(("error", "Error", "Usage")) for x in lines) == 1, \
-        result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[-1], lines[-1]
-    return lines[-1]
 
 
 def _tone(seconds: float = 1.0, freq_hz: float = 220.0, channels: int = 1, amp: float = 0.3) -> np.ndarray:

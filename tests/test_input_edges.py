@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from typer.testing import CliRunner
+from cli_helpers import assert_user_error, run
 
-from automix import cli
 from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
 from automix.console.schema import SEND_OFF_DB, TRACK
 from automix.errors import AutomixError
@@ -25,24 +24,8 @@ from automix.mixers.rules import IMPULSIVE_PLR_DB, ROLE_STYLES, RulesMixer
 from automix.train import loop
 from automix.train.config import ConfigError, load_config
 
-runner = CliRunner()
 SR = 44100
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
-
-
-def run_cli(*args: str | Path):
-    return runner.invoke(cli.app, [str(a) for a in args])
-
-
-def assert_user_error(result, *fragments: str) -> str:
-    """Exit 2, nothing on stdout, exactly one stderr line ``error: …``, no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 # ---- training configs and overrides: one line, exit 2, before any data work --------------------
@@ -71,18 +54,18 @@ def no_data_work(monkeypatch):
 def test_yaml_syntax_error_is_one_line_with_its_position(config, no_data_work):
     broken = config.with_name("broken.yaml")
     broken.write_text("steps: 5\nmodel:\n  kind: [dmc\n  sizes: {a: 1}\n", encoding="utf-8")
-    line = assert_user_error(run_cli("train", "--config", broken), f"{broken}: not valid YAML (line ")
+    line = assert_user_error(run("train", "--config", broken), f"{broken}: not valid YAML (line ", only_line=True)
     assert line.endswith(")") and "column" in line
     # the position is the one the YAML library reports, counted from 1
     bad_indent = config.with_name("indent.yaml")
     bad_indent.write_text("steps: 5\n  batch_size: 2\n", encoding="utf-8")
-    assert_user_error(run_cli("train", "--config", bad_indent), "not valid YAML (line 2, column 13: ")
+    assert_user_error(run("train", "--config", bad_indent), "not valid YAML (line 2, column 13: ", only_line=True)
 
 
 def test_config_that_is_not_utf8_says_so(config, no_data_work):
     latin1 = config.with_name("latin1.yaml")
     latin1.write_bytes('description: "mélange à trois"\n'.encode("latin-1"))
-    assert_user_error(run_cli("train", "--config", latin1), f"error: {latin1}: not a UTF-8 text file")
+    assert_user_error(run("train", "--config", latin1), f"error: {latin1}: not a UTF-8 text file", only_line=True)
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
@@ -93,7 +76,7 @@ def test_config_that_is_not_utf8_says_so(config, no_data_work):
 ])
 def test_bad_overrides_fail_before_the_training_cache(config, no_data_work, args, fragment):
     args = [a.format(config=config) for a in args]
-    assert_user_error(run_cli("train", "--config", config, *args), fragment)
+    assert_user_error(run("train", "--config", config, *args), fragment, only_line=True)
     assert not (config.parent / "cache").exists()
 
 
@@ -111,13 +94,13 @@ def test_bad_config_values_fail_before_the_training_cache(config, no_data_work, 
     text = config.read_text(encoding="utf-8")
     assert old in text
     config.write_text(text.replace(old, new), encoding="utf-8")
-    assert_user_error(run_cli("train", "--config", config), fragment)
+    assert_user_error(run("train", "--config", config), fragment, only_line=True)
     assert not (config.parent / "cache").exists() and not (config.parent / "run").exists()
 
 
 def test_cuda_without_cuda_is_a_user_error(config, no_data_work, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert_user_error(run_cli("train", "--config", config, "--device", "cuda"), "CUDA is not available")
+    assert_user_error(run("train", "--config", config, "--device", "cuda"), "CUDA is not available", only_line=True)
     assert not (config.parent / "run").exists()
 
 
