@@ -178,6 +178,7 @@ def track_levels_db(stems: list[np.ndarray], settings: MixSettings) -> np.ndarra
 def _with(settings: MixSettings, **columns: float) -> MixSettings:
     out = MixSettings.neutral(settings.track_names)
     out.track = settings.track.copy()
+    out.master = settings.master.copy()  # track_levels_db counts the master output gain
     for name, value in columns.items():
         out.track[:, TRACK.index(name.replace("__", "."))] = value
     return out
