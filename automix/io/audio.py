@@ -380,8 +380,8 @@ def peak_dbfs(audio: np.ndarray) -> float:
 
 def scan_folder(folder: str | Path, exclude: Iterable[Path] = ()) -> tuple[list[Path], list[str]]:
     """List the audio files of a stems folder in name order, with notes about what was skipped
-    (hidden files, sub-folders, non-audio files, and a second name of the same file: a link
-    to another stem of the folder would otherwise be mixed twice).
+    (hidden files, sub-folders, non-audio files, and a symbolic link to another stem of the
+    folder, which would otherwise be mixed twice).
 
     Args:
         folder: the stems folder.
@@ -436,9 +436,12 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
 
 
 def _without_duplicates(files: list[Path], notes: list[str]) -> list[Path]:
-    """``files`` (name order) with each file that is reached twice (a link to another stem of
-    the folder, or a hard link) kept once, under its real name when one of them is not a
-    symbolic link: the same audio must not be mixed twice. Appends a note per file skipped."""
+    """``files`` (name order) without symbolic links that lead to another listed stem: an alias
+    of a stem would mix the same audio twice. Appends a note per file skipped.
+
+    Only symbolic links are dropped: a copy, or a hard link (which the file system presents as
+    an ordinary file), is a stem the user put there, so it is kept like any other.
+    """
     by_identity: dict[tuple[int, int], list[Path]] = {}
     for path in files:
         identity = _file_identity(path)
@@ -447,7 +450,7 @@ def _without_duplicates(files: list[Path], notes: list[str]) -> list[Path]:
     skipped: dict[Path, Path] = {}
     for paths in by_identity.values():
         keep = next((p for p in paths if not p.is_symlink()), paths[0])
-        skipped.update({p: keep for p in paths if p != keep})
+        skipped.update({p: keep for p in paths if p != keep and p.is_symlink()})
     for path in files:
         if path in skipped:
             notes.append(f"skipped {path.name} (the same file as {skipped[path].name})")
