@@ -348,12 +348,13 @@ def bench_train() -> str:
 
 HOUR_SESSION_RUN = (
     "32 mono stems × 60 min at 44.1 kHz, 24-bit WAV (15.2 GB as 32 files, 20.3 GB as float32), streamed: "
-    "peak RSS **0.27 GiB** (target ≤ 2 GiB), 198 s wall and 306 CPU-s (18× real time; load 1–1.7); stages "
-    "load 13.8 s, analyse 31.3 s, render 114.8 s, finalize 29.7 s, write 8.5 s. Command: "
+    "peak RSS **0.31 GiB** (target ≤ 2 GiB), 86 s wall and 138 CPU-s (42× real time; load 0.2 at the start); "
+    "stages load 6.8 s, analyse 15.0 s, render 45.1 s, finalize 13.0 s, write 6.1 s. Command: "
     "`.venv/bin/python benchmarks/bench_mix.py --hour-session` (6 generated stems hard-linked to 32 names, "
-    "`engine.mix` in a child process reporting `ru_maxrss`), 2026-11-22, code of b87a039. With the code of "
+    "`engine.mix` in a child process reporting `ru_maxrss`), 2026-12-04 (AMD EPYC, 2 cores), code of a5aba64. "
+    "Earlier: 0.27 GiB, 198 s under load 1–1.7 on 2026-11-22 (code of b87a039); with the code of "
     "ba83e10 (before the load/render rewrite) the same session peaked at 1.09 GiB (16-bit stems, 479 s under "
-    "load 2–6). Not part of `make bench` (2.9 GB of scratch stems, ~5 minutes)."
+    "load 2–6). Not part of `make bench` (2.9 GB of scratch stems, ~2–5 minutes)."
 )
 """The issue's memory target, measured with ``--hour-session``; the series above is the rerun check."""
 
