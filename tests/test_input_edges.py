@@ -229,3 +229,13 @@ def test_distinct_files_with_the_same_audio_are_kept(tmp_path):
         pytest.skip("hard links are not available here")
     files, notes = scan_folder(folder)
     assert [p.name for p in files] == ["gtr_l.wav", "gtr_r.wav", "gtr_x.wav"] and notes == []
+
+
+def test_a_cuda_index_beyond_the_machine_is_a_user_error(monkeypatch):
+    from automix.mixers import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # pretend: one GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == "cuda:0"
+    with pytest.raises(AutomixError, match=r"--device cuda:3: this machine has 1 CUDA device \(cuda:0…cuda:0\)"):
+        resolve_device("cuda:3")

@@ -90,6 +90,10 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise AutomixError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise AutomixError(f"--device {device}: this machine has {count} CUDA device{'' if count == 1 else 's'} "
+                           f"(cuda:0…cuda:{count - 1})")
     if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise AutomixError("--device mps: MPS is not available on this machine; use --device cpu")
     return device
