@@ -99,7 +99,9 @@ def render(
     target_lufs: Annotated[float | None, typer.Option("--target-lufs", help="Override the JSON's target.")] = None,
     ceiling: Annotated[float | None, typer.Option("--ceiling", help="Override the JSON's ceiling (dBTP).")] = None,
     stems_out: StemsOut = None,
-    sample_rate: SampleRate = None,
+    sample_rate: Annotated[int | None, typer.Option(
+        "--sample-rate", help="Render rate in Hz [default: the JSON's sample_rate, else the most common stem rate]."
+    )] = None,
     bit_depth: BitDepth = "24",
     force: Force = False,
     quiet: Quiet = False,

@@ -36,7 +36,7 @@ StemsDir = Annotated[Path, typer.Argument(help="Folder of stems (wav, flac, aiff
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output mix (.wav or .flac).", show_default=False)]
 StemsOut = Annotated[
     Path | None,
-    typer.Option("--stems-out", help="Also write each processed stem (post-fader, panned, stereo, float WAV) here."),
+    typer.Option("--stems-out", help="Also write each processed stem (post-fader, panned, stereo, float WAV) and the reverb return here."),
 ]
 SampleRate = Annotated[
     int | None, typer.Option("--sample-rate", help="Render rate in Hz [default: the most common stem rate].")

@@ -46,6 +46,9 @@ Log = Callable[[str], None]
 QUANTISATION_STEPS: dict[str, float] = {"16": 2.0**-15, "24": 2.0**-23}
 """One step of the integer output formats (float output is written as finalize made it)."""
 
+FX_RETURN_NAME = "reverb_return"
+"""File name (before ``.wav``) of the reverb return that ``--stems-out`` writes beside the tracks."""
+
 STEMS_OUT_BIT_DEPTH = "32f"
 """Processed stems are written as float: post-fader tracks may exceed 0 dBFS before the master."""
 
@@ -166,7 +169,11 @@ def stem_output_name(name: str, taken: set[str]) -> str:
     """File name of a processed stem in ``--stems-out``: ``kick.flac`` → ``kick.wav`` (unique)."""
     candidate = f"{Path(name).stem}.wav"
     if candidate in taken:
-        candidate = f"{name}.wav"
+        candidate = f"{name}.wav"  # kick.flac beside kick.wav → kick.flac.wav
+    number = 2
+    while candidate in taken:
+        candidate = f"{Path(name).stem}_{number}.wav"
+        number += 1
     taken.add(candidate)
     return candidate
 
@@ -178,6 +185,7 @@ class OutputPlan:
     stems_out: Path | None
     stem_outputs: dict[str, Path]
     inputs: list[Path]
+    fx_output: Path | None = None
 
 
 def plan_outputs(
@@ -224,6 +232,11 @@ def plan_outputs(
                 raise AutomixError(f"{path}: would be written twice, as {files_out[path.resolve()]} and as the "
                                    f"processed {f.name}; choose another --stems-out or output name")
             stem_outputs[f.name] = check_output(path, force, inputs)
+        fx_output = check_output(stems_out / stem_output_name(FX_RETURN_NAME, taken), force, inputs)
+        if fx_output.resolve() in files_out:
+            raise AutomixError(f"{fx_output}: would be written twice, as {files_out[fx_output.resolve()]} and as "
+                               "the reverb return; choose another --stems-out or output name")
+        return OutputPlan(Path(out), params_out, stems_out, stem_outputs, inputs, fx_output)
     return OutputPlan(Path(out), params_out, stems_out, stem_outputs, inputs)
 
 
@@ -270,12 +283,16 @@ def render_and_write(
         writers = [stack.enter_context(AudioWriter(plan.stem_outputs[s.name], 2, sample_rate, STEMS_OUT_BIT_DEPTH,
                                                    force=force, protect=plan.inputs))
                    for s in stems if s.name in plan.stem_outputs]
+        fx_writer = (stack.enter_context(AudioWriter(plan.fx_output, 2, sample_rate, STEMS_OUT_BIT_DEPTH,
+                                                     force=force, protect=plan.inputs))
+                     if plan.fx_output is not None else None)
         mix_out = stack.enter_context(ScratchAudio(2, frames)) if streamed else None
         final_out = stack.enter_context(ScratchAudio(2, frames)) if streamed else None
         report_step(progress, "render", 0.0)
         mix_audio = render_console(
             stems if streamed else [s.audio for s in stems], sample_rate, settings, out=mix_out,
             track_sinks=[w.write for w in writers] if writers else None,
+            fx_sink=fx_writer.write if fx_writer is not None else None,
             progress=(lambda f: report_step(progress, "render", f)) if progress else None,
         )
         report_step(progress, "finalize", 0.0)
@@ -287,7 +304,7 @@ def render_and_write(
         write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs, gain=gain)
         if plan.params_out is not None:
             write_text_atomic(plan.params_out, dumps(settings), force=force, protect=plan.inputs)
-        stem_files = [w.commit() for w in writers]
+        stem_files = [w.commit() for w in writers] + ([fx_writer.commit()] if fx_writer is not None else [])
         report_step(progress, "write", 1.0)
 
     return MixResult(
@@ -342,7 +359,8 @@ def mix(
         model: ``rules``, ``mono``, ``equal-loudness``, ``random``, a registry name or a checkpoint path.
         target_lufs, ceiling_dbtp: output stage loudness target and true-peak ceiling.
         sample_rate: render rate in Hz; None = the most common stem rate.
-        stems_out: folder for the processed stems (post-fader, panned, stereo, float WAV).
+        stems_out: folder for the processed stems (post-fader, panned, stereo, float WAV) and
+            ``reverb_return.wav``; together they sum to the master bus input.
         device: where a trained model runs (``auto``, ``cpu``, ``cuda``…).
         seed: for mixers with randomness.
         force: overwrite existing outputs.

@@ -96,9 +96,10 @@ def test_mix_force_and_bit_depth_32f(song_dir, tmp_path):
 def test_mix_stems_out(song_dir, tmp_path):
     data = summary(run("mix", song_dir, "-o", tmp_path / "mix.wav", "--stems-out", tmp_path / "tracks", "--json",
                        "-m", "mono"))
-    files = sorted(p.name for p in (tmp_path / "tracks").iterdir())
+    files = sorted(p.name for p in (tmp_path / "tracks").iterdir() if p.name != "reverb_return.wav")
     assert files == ["bass.wav", "hats.wav", "kick.wav", "lead_vocal.wav", "pad.wav"]
-    assert len(data["stem_files"]) == 5
+    assert len(data["stem_files"]) == 6 and data["stem_files"][-1].endswith("reverb_return.wav")
+    assert not load_audio(tmp_path / "tracks" / "reverb_return.wav")[0].any()  # the mono mixer sends nothing
     tracks = [load_audio(tmp_path / "tracks" / f)[0] for f in files]
     assert all(t.shape == (2, tracks[0].shape[1]) for t in tracks)
     # mono mixer: a mono stem's processed track is the stem at −3 dB in both channels (same loudness)
@@ -135,7 +136,7 @@ def test_render_flags(mixed, tmp_path):
                        "--ceiling", "-0.5", "--stems-out", tmp_path / "st", "--sample-rate", "48000",
                        "--bit-depth", "32f", "--json", "-q"))
     assert abs(data["loudness_lufs"] + 10.0) <= 0.5 and data["true_peak_dbtp"] <= -0.5
-    assert data["sample_rate"] == 48000 and len(list((tmp_path / "st").iterdir())) == 5
+    assert data["sample_rate"] == 48000 and len(list((tmp_path / "st").iterdir())) == 6  # 5 tracks + the reverb return
     assert sf.info(str(tmp_path / "loud.wav")).subtype == "FLOAT"
     assert_user_error(run("render", stems, mix_json, "-o", tmp_path / "loud.wav"), "exists")
     assert run("render", stems, mix_json, "-o", tmp_path / "loud.wav", "--force", "-q").exit_code == 0
@@ -314,3 +315,26 @@ def test_streamed_mix_equals_in_memory_mix(song_dir, tmp_path):
     # the streamed mix's JSON re-renders (streamed again) to the same file, bit for bit
     again = engine.render(song_dir, streamed.params_path, tmp_path / "again.wav", stream=True, bit_depth="32f")
     assert np.array_equal(sf.read(again.mix_path)[0], b)
+
+
+def test_stems_out_tracks_and_reverb_return_sum_to_the_master_bus_input(song_dir, tmp_path):
+    """A DAW can finish the mix: the written tracks plus the reverb return, through the master
+    bus, give the rendered mix (before finalize)."""
+    from automix.console.render import _Strip, render_console
+    from automix.console.schema import MASTER
+    from automix.console.settings import load_params
+    from automix.io.audio import load_stems
+
+    data = summary(run("mix", song_dir, "-o", tmp_path / "mix.wav", "--stems-out", tmp_path / "tracks", "--json"))
+    written = [load_audio(p)[0] for p in sorted((tmp_path / "tracks").iterdir())]
+    reverb = load_audio(tmp_path / "tracks" / "reverb_return.wav")[0]
+    assert len(written) == 6 and 20 * np.log10(np.sqrt(np.mean(reverb.astype(np.float64) ** 2))) > -60.0  # rules sends
+
+    settings = load_params(Path(data["params"]))
+    stems, rate, _ = load_stems(song_dir)
+    mix_before_finalize = render_console([s.audio for s in stems], rate, settings)
+    master = _Strip(settings.master, MASTER, 2, rate)
+    output_gain = master.compressor.makeup * 10.0 ** (settings.master[MASTER.index("gain_db")] / 20.0)
+    from_stems = master.process(np.sum(written, axis=0).astype(np.float64), 1.0, np.eye(2) * output_gain)
+    error = np.sum((from_stems - mix_before_finalize) ** 2) / np.sum(mix_before_finalize.astype(np.float64) ** 2)
+    assert 10 * np.log10(error) < -80.0, 10 * np.log10(error)

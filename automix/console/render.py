@@ -448,6 +448,7 @@ def render_console(
     progress: Callable[[float], None] | None = None,
     out: np.ndarray | ScratchAudio | None = None,
     track_sinks: Sequence[Callable[[np.ndarray], None]] | None = None,
+    fx_sink: Callable[[np.ndarray], None] | None = None,
 ) -> np.ndarray | ScratchAudio | tuple[np.ndarray | ScratchAudio, list[np.ndarray]]:
     """Render the console for a whole song (before finalize).
 
@@ -459,6 +460,9 @@ def render_console(
         track_sinks: one callable per track, called with each consecutive ``(2, n)`` float32
             block of that track after pan (e.g. an :class:`automix.io.audio.AudioWriter`'s ``write``),
             so processed stems can be written without holding them.
+        fx_sink: called like a track sink with each block of the reverb return (after its
+            return level, before the master bus; zeros when no track sends). The tracks and the
+            return sum to the master bus input, so a DAW can finish the mix from them.
         sample_rate: Hz.
         settings: physical console settings.
         block_size: samples per processing block (also the reverb partition size).
@@ -527,6 +531,8 @@ def render_console(
                     if track_sinks is not None:
                         track_sinks[i](track.copy())
             wet = reverb.process_input(m) if reverb is not None else None
+            if fx_sink is not None:
+                fx_sink(wet[:, :m].copy() if wet is not None else np.zeros((2, m), dtype=np.float32))
             for k, a, c in chunks:
                 bus = buses[k][:, : c - a]
                 if wet is not None:
