@@ -23,13 +23,14 @@ Protocol, per song of ``data/synth/test`` (held out from training), in sorted or
 * :func:`automix.reverse.reverse` on the files, exactly as ``automix reverse`` runs it.
 
 Scores per song: median and max |fader error| in dB against the *effective* fader
-``gain_db + compressor.makeup_db + master gain_db`` of the truth (make-up is a pure gain after
-the compressor and the master output gain a common gain after the master bus, so they are
-indistinguishable from the fader; ``reverse`` keeps both at 0), median |pan error|, the
+``gain_db + compressor.makeup_db + master (gain_db + compressor.makeup_db)`` of the truth
+(make-up is a pure gain after a compressor and the master's output gain and make-up are common
+gains after the master bus, so they are indistinguishable from the fader; ``reverse`` keeps
+them at 0), median |pan error|, the
 residual of the re-rendered JSON (renderer + finalize, as ``automix render``) against the mix
 (and, as the floor the protocol allows, the residual of the *true* settings re-rendered the
 same way, with the level targets ``reverse`` writes),
-and the *track level* error: each track rendered alone (EQ → compressor → fader → pan → master output gain,
+and the *track level* error: each track rendered alone (EQ → compressor → fader → pan → master output gain and make-up,
 no send, no master EQ or compressor) with the true and with the fitted settings, |difference of their RMS levels| in dB.
 Where a fader error comes from: per track, the fitted minus the true broadband gain of the EQ on
 the stem (solo level with the EQ minus with a flat EQ) and of the compressor (solo level with it
@@ -162,23 +163,29 @@ def make_case(condition: str, index: int) -> Case | None:
     return Case(song_dir.name, names, stems, truth, mix)
 
 
+def master_output_db(settings: MixSettings) -> float:
+    """The master bus's pure gains, dB: its output gain and its compressor's make-up (a gain after
+    the compressor), which the mix cannot tell from a common fader move."""
+    return float(settings.master[MASTER.index("gain_db")] + settings.master[MASTER.index("compressor.makeup_db")])
+
+
 def track_levels_db(stems: list[np.ndarray], settings: MixSettings) -> np.ndarray:
     """RMS level (dB) of every track rendered alone: strip up to pan, no send, master bus neutral except its
-    output gain."""
+    output gain and make-up."""
     solo = MixSettings.neutral(settings.track_names)
     solo.track = settings.track.copy()
     solo.track[:, TRACK.index("send.reverb_db")] = TRACK.spec("send.reverb_db").minimum
     solo.master = MASTER.defaults()
     _, tracks = render_console(stems, SAMPLE_RATE, solo, return_tracks=True)  # per track, before the master bus
     levels = np.array([10.0 * np.log10(np.mean(t.astype(np.float64) ** 2) + 1e-20) for t in tracks])
-    # The master output gain is a common fader (see the module docstring): count it.
-    return levels + settings.master[MASTER.index("gain_db")]
+    # The master's pure gains act as a common fader (see the module docstring): count them.
+    return levels + master_output_db(settings)
 
 
 def _with(settings: MixSettings, **columns: float) -> MixSettings:
     out = MixSettings.neutral(settings.track_names)
     out.track = settings.track.copy()
-    out.master = settings.master.copy()  # track_levels_db counts the master output gain
+    out.master = settings.master.copy()  # track_levels_db counts the master output gain and make-up
     for name, value in columns.items():
         out.track[:, TRACK.index(name.replace("__", "."))] = value
     return out
@@ -237,10 +244,9 @@ def score(case: Case, fit: MixSettings, residual_db_initial: float, residual_db:
           start: str) -> SongScore:
     """Compare fitted settings with the truth (see the module docstring for each number)."""
     gain, pan, makeup = (TRACK.index(n) for n in ("gain_db", "pan", "compressor.makeup_db"))
-    master_gain = MASTER.index("gain_db")
     truth = case.truth.track
-    gain_err = np.abs(fit.track[:, gain] + fit.track[:, makeup] + fit.master[master_gain]
-                      - truth[:, gain] - truth[:, makeup] - case.truth.master[master_gain])
+    gain_err = np.abs(fit.track[:, gain] + fit.track[:, makeup] + master_output_db(fit)
+                      - truth[:, gain] - truth[:, makeup] - master_output_db(case.truth))
     pan_err = np.abs(fit.track[:, pan] - truth[:, pan])
     level_err = np.abs(track_levels_db(case.stems, fit) - track_levels_db(case.stems, case.truth))
     true_reduction = compressor_reduction_db(case.stems, case.truth)
