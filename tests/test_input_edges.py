@@ -115,6 +115,17 @@ def test_run_checks_values_set_after_loading(config, no_data_work):
         loop.run(cfg, device="tpu", progress=False, log=lambda m: None)
 
 
+def test_a_run_that_fails_on_missing_data_leaves_no_output_folder(config, tmp_path):
+    assert_user_error(run("train", "--config", config), only_line=True)  # data/synth of the fixture is missing
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_output_folder_under_a_file_fails_before_the_training_cache(config, no_data_work, tmp_path):
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    assert_user_error(run("train", "--config", config, "--out-dir", tmp_path / "blocker" / "run"),
+                      "cannot create the output folder", only_line=True)
+
+
 def test_shipped_configs_still_load():
     for path in sorted(SMOKE.parent.glob("*.yaml")):
         load_config(path)

@@ -233,6 +233,23 @@ def _stderr_log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _check_creatable(folder: Path) -> None:
+    """Raise a user error unless ``folder`` exists as a folder or could be created (checked
+    without creating it: the nearest existing ancestor must be a writable folder)."""
+    try:
+        if folder.exists():
+            if not folder.is_dir():
+                raise AutomixError(f"{folder}: cannot create the output folder (a file is in the way)")
+            return
+        ancestor = folder.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise AutomixError(f"{folder}: cannot create the output folder ({e.strerror or e})") from None
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise AutomixError(f"{folder}: cannot create the output folder ({ancestor} is not a writable folder)")
+
+
 def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log = _stderr_log,
         progress: bool = True) -> dict[str, float]:
     """Train as configured; returns the last validation metrics.
@@ -254,10 +271,7 @@ def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     dev = torch.device(device)
     out_dir = Path(cfg.out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # a file in the way, no permission, a name too long
-        raise AutomixError(f"{out_dir}: cannot create the output folder ({e.strerror or e})") from None
+    _check_creatable(out_dir)  # created only once the data is ready: a run that fails early leaves nothing
     state_path = out_dir / STATE_FILE
     if resume and not state_path.is_file():
         raise AutomixError(f"{state_path}: nothing to resume")
@@ -300,6 +314,10 @@ def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log
                         num_workers=cfg.data.workers, persistent_workers=cfg.data.workers > 0,
                         generator=torch.Generator().manual_seed(cfg.seed))
     batches = iter(loader)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way, no permission, a name too long
+        raise AutomixError(f"{out_dir}: cannot create the output folder ({e.strerror or e})") from None
     if rank == 0:
         (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")
     log_file = (out_dir / "log.jsonl").open("a", encoding="utf-8")
