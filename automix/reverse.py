@@ -6,8 +6,9 @@ differentiable console's output matches the given mix. Steps of :func:`reverse`:
 
 1. **Align** the mix to the stems (:func:`align_mix`): cross-correlate the mono mix with the
    mono sum of the stems, then score the strongest candidate lags by how much of the mix a
-   least-squares combination of the stems explains there (lag 0 is always scored, and a
-   near-tie goes to the lag nearest 0: periodic stems fit almost as well one period later).
+   least-squares combination of the stems explains there (lag 0 is always a candidate, and a
+   near-tie between candidates goes to the one nearest 0: periodic stems fit almost as well one
+   period later), then take the exact best lag within a few samples of it.
    The best lag is reported; a mix that the stems explain poorly (:data:`MIN_CORRELATION`) is
    refused as unrelated, a mix much shorter than the stems as an excerpt, and a mix
    polarity-inverted against the stems is flipped back (with a note).
@@ -193,19 +194,21 @@ def align_mix(
     lags = np.arange(-(n - 1), mono_mix.shape[0])
     keep = np.abs(lags) <= max_lag
     xcorr, lags = np.abs(xcorr[keep]), lags[keep]
+    apart = sample_rate // 1000  # candidates are distinct peaks, at least 1 ms apart
     candidates: list[int] = []
-    for index in np.argsort(xcorr)[::-1]:  # strongest peaks, at least 1 ms apart
-        if all(abs(lags[index] - c) > sample_rate // 1000 for c in candidates):
+    for index in np.argsort(xcorr)[::-1]:
+        if all(abs(lags[index] - c) > apart for c in candidates):
             candidates.append(int(lags[index]))
         if len(candidates) == _CANDIDATE_LAGS:
             break
-    scored = {lag: _fit_correlation(stems, _shift(mix, lag, n)) for lag in [*candidates, 0]}
-    lag = _best_lag(scored)
-    # Filters shift the cross-correlation peak by a sample or two (phase); the fit decides.
-    for d in range(-_LAG_REFINE, _LAG_REFINE + 1):
-        scored.setdefault(lag + d, _fit_correlation(stems, _shift(mix, lag + d, n)))
-    lag = _best_lag(scored)
-    correlation = scored[lag]
+    if all(abs(c) > apart for c in candidates):
+        candidates.append(0)
+    lag = _best_candidate({c: _fit_correlation(stems, _shift(mix, c, n)) for c in candidates})
+    # Filters shift the cross-correlation peak by a sample or two (phase): the exact best fit
+    # around the chosen peak decides (no tie rule here: neighbouring lags always fit alike).
+    near = {lag + d: _fit_correlation(stems, _shift(mix, lag + d, n)) for d in range(-_LAG_REFINE, _LAG_REFINE + 1)}
+    lag = max(near, key=near.__getitem__)
+    correlation = near[lag]
     if correlation < MIN_CORRELATION:
         raise AutomixError(
             f"the mix does not look like a mix of these stems (best fit correlation {correlation:.2f} "
@@ -216,8 +219,9 @@ def align_mix(
     return (-aligned if inverted else aligned), Alignment(lag, correlation, inverted)
 
 
-def _best_lag(scored: dict[int, float]) -> int:
-    """The lag of the highest fit correlation; near-ties (:data:`_LAG_TIE`) go to the lag nearest 0."""
+def _best_candidate(scored: dict[int, float]) -> int:
+    """The candidate lag of the highest fit correlation; near-ties (:data:`_LAG_TIE`) between
+    these distinct peaks go to the one nearest 0 (a period of a periodic stem apart)."""
     best = max(scored.values())
     return min((lag for lag, c in scored.items() if c >= best - _LAG_TIE), key=lambda lag: (abs(lag), lag))
 
