@@ -63,7 +63,8 @@ def _one_line(text: str) -> str:
 
 
 _USER_ERRNOS = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
-                          errno.ENAMETOOLONG, errno.ELOOP, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+                          errno.ENAMETOOLONG, errno.ELOOP, errno.ENOSPC, errno.EROFS, errno.EDQUOT,
+                          errno.EMFILE, errno.ENFILE})  # too many open files: `ulimit -n` fixes it
 """Errors of the operating system about a named path that the user can fix."""
 
 

@@ -250,3 +250,11 @@ def test_a_cuda_index_beyond_the_machine_is_a_user_error(monkeypatch):
     assert resolve_device("cuda:0") == "cuda:0"
     with pytest.raises(AutomixError, match=r"--device cuda:3: this machine has 1 CUDA device \(cuda:0…cuda:0\)"):
         resolve_device("cuda:3")
+
+
+@pytest.mark.parametrize("device", ["cpu\n", " cpu", "cuda:", "cuda:-1"])
+def test_a_device_with_stray_characters_is_refused(device):
+    from automix.mixers import check_device
+
+    with pytest.raises(AutomixError, match="choose auto, cpu, cuda, cuda:N or mps"):
+        check_device(device)

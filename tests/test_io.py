@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -329,3 +330,19 @@ def test_audio_writer_is_atomic_and_respects_force(tmp_path):
     assert data.shape == (100, 2) and np.allclose(data, 1.0, atol=1e-4)
     with pytest.raises(OutputExistsError):
         AudioWriter(path, 2, 44100)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open descriptors through /proc")
+def test_a_streamed_wav_stem_holds_one_file_descriptor(tmp_path, synth):
+    """A streamed session keeps every stem open during the render: one descriptor each, not two."""
+    for i in range(12):
+        sf.write(tmp_path / f"s{i:02d}.wav", synth.pad(0.2).T, 44100, subtype="PCM_24")
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    opened, _, _ = open_stems(tmp_path)
+    try:
+        assert len(list(Path("/proc/self/fd").iterdir())) - before == len(opened) == 12
+        assert all(np.abs(s.read(0, s.frames)).max() > 0 for s in opened)
+    finally:
+        for s in opened:
+            s.close()
+    assert len(list(Path("/proc/self/fd").iterdir())) == before

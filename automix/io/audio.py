@@ -225,11 +225,21 @@ class _SampleReader:
     """
 
     def __init__(self, path: Path) -> None:
-        self._file = sf.SoundFile(str(path))
-        self.sample_rate, self.channels = int(self._file.samplerate), int(self._file.channels)
-        self.frames = int(self._file.frames)
-        self._wav = _find_wav_data(path, self._file) if self.channels <= 2 else None
-        self._fd = os.open(path, os.O_RDONLY) if self._wav is not None else -1
+        self._file: sf.SoundFile | None = sf.SoundFile(str(path))
+        self._fd = -1
+        try:
+            self.sample_rate, self.channels = int(self._file.samplerate), int(self._file.channels)
+            self.frames = int(self._file.frames)
+            self._wav = _find_wav_data(path, self._file) if self.channels <= 2 else None
+            if self._wav is not None:
+                # Plain WAV is read through our own descriptor: libsndfile's handle is not needed,
+                # and a streamed session holds one reader per stem (file-descriptor limits).
+                self._fd = os.open(path, os.O_RDONLY)
+                self._file.close()
+                self._file = None
+        except BaseException:
+            self.close()
+            raise
         width = self.channels * (self._wav.bits // 8 if self._wav is not None else 4)
         self._buffer = np.empty(DECODE_BLOCK_FRAMES * width, dtype=np.uint8)  # one interleaved block
         self._position = 0  # libsndfile's read position
@@ -267,6 +277,7 @@ class _SampleReader:
                 dtype = np.float32 if self._wav.is_float else np.int16 if bits == 16 else np.int32
                 peak, bad = _deinterleave(raw.view(dtype), 1.0 if self._wav.is_float else _PCM_SCALES[bits], out)
             return n, peak, bad
+        assert self._file is not None  # for the type checker: only plain WAV closes it, and it returned above
         if start != self._position:
             self._file.seek(start)
         block = self._buffer.view(np.float32)[: n * self.channels].reshape(n, self.channels)
@@ -276,7 +287,9 @@ class _SampleReader:
         return got, peak, bad
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

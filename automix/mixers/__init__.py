@@ -21,7 +21,7 @@ BUILTIN_MIXERS: dict[str, str] = {
 
 DEFAULT_MIXER = "rules"
 
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
 
 def _builtin(name: str) -> Callable[[], Mixer]:
@@ -37,7 +37,7 @@ def _builtin(name: str) -> Callable[[], Mixer]:
 
 def check_device(device: str) -> str:
     """Validate ``--device`` (auto, cpu, cuda, cuda:N, mps); returns it unchanged."""
-    if not _DEVICE.match(device):
+    if not _DEVICE.fullmatch(device):
         raise AutomixError(f"--device {device!r}: choose auto, cpu, cuda, cuda:N or mps")
     return device
 
