@@ -103,19 +103,18 @@ def check_reference(path: str | Path) -> Path:
         info = sf.info(str(path)) if path.is_file() and path.stat().st_size > 0 else None
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
         info = None
-    if info is None:
+    if info is not None:
+        channels, seconds = int(info.channels), info.frames / info.samplerate
+    else:  # no header to read: decode, for the loader's wording (missing, empty, cannot decode)
         try:
-            load_audio(path)  # raises with the loader's wording (missing, empty, cannot decode)
+            audio, rate = load_audio(path)
         except AudioLoadError as e:
             raise AudioLoadError(f"reference {e}") from None
-        return path
-    if info.channels > 2:
-        raise AudioLoadError(f"reference {path.name}: {info.channels} channels; give a mono or stereo mix")
-    if info.frames / info.samplerate < MIN_REFERENCE_S:
-        raise AudioLoadError(
-            f"reference {path.name}: {info.frames / info.samplerate:.2f} s long; "
-            f"give at least {MIN_REFERENCE_S:g} s of a mix"
-        )
+        channels, seconds = audio.shape[0], audio.shape[1] / rate
+    if channels > 2:
+        raise AudioLoadError(f"reference {path.name}: {channels} channels; give a mono or stereo mix")
+    if seconds < MIN_REFERENCE_S:
+        raise AudioLoadError(f"reference {path.name}: {seconds:.2f} s long; give at least {MIN_REFERENCE_S:g} s of a mix")
     return path
 
 
