@@ -24,7 +24,7 @@ try:  # typer >= 0.2x vendors click; older typer uses click itself
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click.exceptions import ClickException, UsageError
 
-from automix.errors import AutomixError
+from automix.errors import AutomixError, one_line
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -58,10 +58,6 @@ Seed = Annotated[int, typer.Option("--seed", help="Seed for mixers with randomne
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 _USER_ERRNOS = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
                           errno.ENAMETOOLONG, errno.ELOOP, errno.ENOSPC, errno.EROFS, errno.EDQUOT,
                           errno.EMFILE, errno.ENFILE})  # too many open files: `ulimit -n` fixes it
@@ -72,7 +68,7 @@ def _internal_error(e: Exception) -> NoReturn:
     if _debug["on"]:
         traceback.print_exc()
     hint = "" if _debug["on"] else " (run with --debug or AUTOMIX_DEBUG=1 for the traceback)"
-    typer.echo(f"internal error: {type(e).__name__}: {_one_line(str(e))}{hint}", err=True)
+    typer.echo(f"internal error: {type(e).__name__}: {one_line(str(e))}{hint}", err=True)
     raise typer.Exit(EXIT_INTERNAL_ERROR) from None
 
 
@@ -88,7 +84,7 @@ def handles_errors(fn: F) -> F:
         except AutomixError as e:
             if _debug["on"]:
                 traceback.print_exc()
-            typer.echo(f"error: {_one_line(str(e))}", err=True)
+            typer.echo(f"error: {one_line(str(e))}", err=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
@@ -100,7 +96,7 @@ def handles_errors(fn: F) -> F:
             # a safety net for the checks each command makes before its work.
             if _debug["on"]:
                 traceback.print_exc()
-            typer.echo(f"error: {_one_line(e.filename)}: {_one_line(e.strerror or str(e))}", err=True)
+            typer.echo(f"error: {one_line(e.filename)}: {one_line(e.strerror or str(e))}", err=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except Exception as e:  # noqa: BLE001 - the one place that turns bugs into exit 1
             _internal_error(e)
@@ -119,14 +115,14 @@ class _OneLineUsageError(ClickException):
 
 
 @contextmanager
-def _usage_errors_on_one_line() -> Iterator[None]:
+def _usage_errors_onone_line() -> Iterator[None]:
     try:
         yield
     except UsageError as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # `automix` alone prints the help: keep it
             raise
         where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-        raise _OneLineUsageError(f"{_one_line(e.format_message())}{where}") from None
+        raise _OneLineUsageError(f"{one_line(e.format_message())}{where}") from None
 
 
 class OneLineUsageErrors(TyperGroup):
@@ -136,11 +132,11 @@ class OneLineUsageErrors(TyperGroup):
     inside the root's ``invoke``, so this one class covers them all."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        with _usage_errors_on_one_line():
+        with _usage_errors_onone_line():
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: Any) -> Any:
-        with _usage_errors_on_one_line():
+        with _usage_errors_onone_line():
             return super().invoke(ctx)
 
 

@@ -255,9 +255,9 @@ def quantisation_gain(bit_depth: str, ceiling_dbtp: float) -> float:
     step = QUANTISATION_STEPS.get(bit_depth)
     if step is None:
         return 1.0
-    from automix.console.loudness import _interpolation_taps
+    from automix.console.loudness import true_peak_spread
 
-    spread = max(1.0, float(np.abs(_interpolation_taps(4)).sum(axis=1).max()))
+    spread = true_peak_spread()
     ceiling = 10.0 ** (ceiling_dbtp / 20.0)
     return (ceiling - spread * step) / ceiling * (1.0 - 1e-6)  # 1e-6: float32 rounding of the product
 

@@ -15,3 +15,8 @@ class ParamsError(AutomixError):
 
 class OutputExistsError(AutomixError):
     """An output file exists and ``--force`` was not given."""
+
+
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space: how messages are shown."""
+    return " ".join(str(text).split())

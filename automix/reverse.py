@@ -280,7 +280,7 @@ def initial_settings(names: list[str], stems: Sequence[np.ndarray], mix: np.ndar
 
 
 # --------------------------------------------------------------------------------------
-# Structured start: per-track frequency responses → EQ curves, then compressors by grid
+# Structured start: per-track frequency responses → EQ curves and faders
 # --------------------------------------------------------------------------------------
 
 INIT_WINDOW_S = 15.0
@@ -473,15 +473,16 @@ def fit_eq_curves(
 
 
 def structured_start(
-    names: list[str], stems: Sequence[np.ndarray], target: np.ndarray, sample_rate: int,
+    flat: MixSettings, stems: Sequence[np.ndarray], target: np.ndarray, sample_rate: int,
     *, window_s: float = INIT_WINDOW_S,
 ) -> MixSettings:
-    """:func:`initial_settings`, then every track's EQ curve and fader from its measured response.
+    """The ``flat`` start (:func:`initial_settings`) with every track's EQ curve and fader from
+    its measured response (pans, widths and sends kept).
 
     Responses come from :func:`track_responses` on the most active ``window_s`` seconds of the
     song (the whole song if shorter), EQ curves and faders from :func:`fit_eq_curves`.
     """
-    settings = initial_settings(names, stems, target)
+    settings = flat.clipped()  # a copy (flat is in range already)
     n = stems[0].shape[1]
     window = min(n, int(window_s * sample_rate))
     start = window_starts_samples(multitrack_activity(list(stems), sample_rate), sample_rate,
@@ -516,7 +517,7 @@ def choose_start(
     flat = initial_settings(names, stems, target)
     if stems[0].shape[1] < 2 * RESPONSE_FFT:  # too short for the per-bin responses
         return flat, "flat", {}
-    starts = {"flat": flat, "eq": structured_start(names, stems, target, sample_rate)}
+    starts = {"flat": flat, "eq": structured_start(flat, stems, target, sample_rate)}
     stem_windows, target_windows, preroll, _ = excerpt_batch(stems, target, sample_rate, windows, window_s)
     batch, is_stereo = stems_tensor(stem_windows)
     count = batch.shape[0]

@@ -16,7 +16,8 @@ from typing import Any, Literal, get_args, get_type_hints
 import tomllib
 import yaml
 
-from automix.errors import AutomixError
+from automix.errors import AutomixError, one_line
+from automix.io.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 Method = Literal["1", "2", "supervised"]
 
@@ -120,7 +121,6 @@ def _build(cls: type, values: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
-MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ = 8000, 384000
 """Training sample rates the audio loader accepts (see :mod:`automix.io.audio`)."""
 
 
@@ -170,7 +170,7 @@ def _check_values(cfg: TrainConfig) -> None:
         raise ConfigError(f"description: expected a string (got {cfg.description!r})")
 
     d = cfg.data
-    _integer("data.sample_rate_hz", d.sample_rate_hz, MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ)
+    _integer("data.sample_rate_hz", d.sample_rate_hz, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
     _number("data.excerpt_s", d.excerpt_s, positive=True)
     _integer("data.excerpts_per_song", d.excerpts_per_song, 1)
     _integer("data.max_tracks", d.max_tracks, 1)
@@ -218,14 +218,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def _yaml_problem(e: yaml.YAMLError) -> str:
     """``line L, column C: problem`` (1-based) of a YAML syntax error, on one line."""
     mark = getattr(e, "problem_mark", None)
-    problem = _one_line(getattr(e, "problem", None) or e)
+    problem = one_line(getattr(e, "problem", None) or e)
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
@@ -248,13 +244,13 @@ def load_config(path: Path) -> TrainConfig:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({_one_line(e)})") from None
+        raise ConfigError(f"{path}: not valid TOML ({one_line(e)})") from None
     if data is None:  # an empty YAML file: every default
         data = {}
     try:
         return validate(_build(TrainConfig, data, "config"))
     except TypeError as e:
-        raise ConfigError(f"{path}: {_one_line(e)}") from None
+        raise ConfigError(f"{path}: {one_line(e)}") from None
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:
