@@ -144,9 +144,6 @@ def _register_subcommands() -> None:
     app.command("reverse")(reverse_command)
     app.command("eval")(handles_errors(eval_command))
     app.command("train")(handles_errors(train))
-    for command in data_app.registered_commands:  # data's commands live in their own Typer app
-        if command.callback is not None and not getattr(command.callback, "handles_errors", False):
-            command.callback = handles_errors(command.callback)
     app.add_typer(data_app, name="data", help="Build training data: synthetic multitracks and reference songs.")
 
 

@@ -101,7 +101,6 @@ def handles_errors(fn: F) -> F:
         except Exception as e:  # noqa: BLE001 - the one place that turns bugs into exit 1
             _internal_error(e)
 
-    wrapper.handles_errors = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 

@@ -7,11 +7,14 @@ from typing import Annotated
 
 import typer
 
+from automix.cli_common import handles_errors
+
 app = typer.Typer(help="Build training data: synthetic multitracks and real reference songs.",
                   no_args_is_help=True)
 
 
 @app.command()
+@handles_errors
 def synth(
     out: Annotated[Path, typer.Option(help="output folder (train/val/test inside)")] = Path("data/synth"),
     songs: Annotated[int, typer.Option(help="number of songs")] = 320,
@@ -26,6 +29,7 @@ def synth(
 
 
 @app.command()
+@handles_errors
 def refs(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("data/refs"),
     packages: Annotated[list[str] | None, typer.Option(help="Debian music packages (default: all)")] = None,

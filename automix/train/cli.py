@@ -20,23 +20,17 @@ def train(
                                               min=1)] = None,
 ) -> None:
     """Train a mixing model (dmc or mst) as the config describes; run under torchrun for several GPUs."""
-    from automix.mixers import resolve_device
-    from automix.train.config import load_config, validate
+    from automix.train.config import load_config
     from automix.train.loop import run
 
     try:
-        # Every option and the config are checked here, before the (slow) training cache is built.
-        device = resolve_device(device)
         cfg = load_config(config)
         if out_dir is not None:
-            if out_dir.exists() and not out_dir.is_dir():
-                raise AutomixError(f"--out-dir {out_dir}: a file is in the way (expected a folder)")
             cfg.out_dir = str(out_dir)
         if steps is not None:
-            if steps < 1:  # typer checks it too, but not when called as a function
-                raise AutomixError(f"--steps {steps}: expected a positive integer")
             cfg.steps = steps
-        validate(cfg)
+        # run() checks the config (overrides included), the device and the output folder before
+        # the (slow) training cache is built.
         run(cfg, resume=resume, device=device)
     except AutomixError as e:
         print(f"error: {e}", file=sys.stderr)
