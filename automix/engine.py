@@ -36,7 +36,7 @@ from automix.io.audio import (
     write_audio,
     write_text_atomic,
 )
-from automix.mixers import DEFAULT_MIXER, check_device, get_mixer
+from automix.mixers import DEFAULT_MIXER, check_device, check_model_name, check_seed, get_mixer
 
 Progress = Callable[[str, float], None]
 """Called with a step name ("load", "analyse", "render", "finalize", "write") and its done fraction."""
@@ -148,21 +148,6 @@ def check_finalize_option(option: str, name: str, value: float) -> float:
     if not spec.contains(float(value)):
         raise AutomixError(f"{option} {value:g}: outside [{spec.minimum:g}, {spec.maximum:g}] {spec.unit}")
     return float(value)
-
-
-def check_model_name(model: str, option: str = "--model") -> str:
-    """Refuse a ``--model`` that names nothing (``""``, ``/``, ``.``) before the registry looks it up."""
-    if not str(model).strip() or not Path(str(model)).name:
-        raise AutomixError(f"{option} {model!r}: give a mixer name, a trained model name or a checkpoint path "
-                           "(see `automix models`)")
-    return model
-
-
-def check_seed(seed: int) -> int:
-    """``--seed`` must be ≥ 0 (numpy's generators refuse negative seeds)."""
-    if seed < 0:
-        raise AutomixError(f"--seed {seed}: expected 0 or more")
-    return seed
 
 
 def stem_output_name(name: str, taken: set[str]) -> str:

@@ -54,7 +54,7 @@ from automix.engine import (
 )
 from automix.errors import AudioLoadError, AutomixError
 from automix.io.audio import Stem, load_audio, load_stems, resample
-from automix.mixers import check_device, get_mixer
+from automix.mixers import check_device, check_seed, get_mixer
 from automix.refine import DEFAULT_REFINE_STEPS, refine
 
 REFERENCE_LUFS = -16.0
@@ -349,6 +349,7 @@ def style_transfer(
         check_finalize_option("--ceiling", "ceiling_dbtp", ceiling_dbtp),
     )
     check_device(device)
+    check_seed(seed)
     plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
                          bit_depth, force, refs)
 

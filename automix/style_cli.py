@@ -62,10 +62,8 @@ def style_transfer_command(
     json_out: JsonOut = False,
 ) -> None:
     """Mix a folder of stems in the style of one or more reference mixes."""
-    from automix.engine import check_model_name
     from automix.style import style_transfer
 
-    check_model_name(model)
     report = Reporter(quiet, json_out)
     with report.progress() as progress:
         result = style_transfer(

@@ -255,8 +255,7 @@ MixerFactory = Callable[[], Any]
 
 @lru_cache(maxsize=16)
 def _cached_mixer(name: str) -> Any:
-    from automix.engine import check_model_name
-    from automix.mixers import get_mixer
+    from automix.mixers import check_model_name, get_mixer
 
     return get_mixer(check_model_name(name, "--methods"), "cpu")
 

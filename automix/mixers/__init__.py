@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from automix.errors import AutomixError
 from automix.mixers.base import Mixer
@@ -42,6 +43,21 @@ def check_device(device: str) -> str:
     return device
 
 
+def check_model_name(model: str, option: str = "--model") -> str:
+    """Refuse a ``--model`` that names nothing (``""``, ``/``, ``.``) before the registry looks it up."""
+    if not str(model).strip() or not Path(str(model)).name:
+        raise AutomixError(f"{option} {model!r}: give a mixer name, a trained model name or a checkpoint path "
+                           "(see `automix models`)")
+    return model
+
+
+def check_seed(seed: int) -> int:
+    """``--seed`` must be ≥ 0 (numpy's generators refuse negative seeds)."""
+    if seed < 0:
+        raise AutomixError(f"--seed {seed}: expected 0 or more")
+    return seed
+
+
 def _registry():
     try:
         from automix.models import registry
@@ -67,6 +83,7 @@ def get_mixer(name_or_path: str, device: str = "auto") -> Mixer:
         AutomixError: unknown name (the message lists the valid ones) or a bad device.
     """
     check_device(device)
+    check_model_name(name_or_path)
     if name_or_path in BUILTIN_MIXERS:
         return _builtin(name_or_path)()
     registry = _registry()
@@ -100,5 +117,6 @@ def resolve_device(device: str) -> str:
 
 
 __all__ = [
-    "BUILTIN_MIXERS", "DEFAULT_MIXER", "Mixer", "available_mixers", "check_device", "get_mixer", "resolve_device",
+    "BUILTIN_MIXERS", "DEFAULT_MIXER", "Mixer", "available_mixers", "check_device", "check_model_name", "check_seed",
+    "get_mixer", "resolve_device",
 ]
