@@ -164,12 +164,12 @@ def test_settings_are_not_written_under_an_audio_name(three_stems, tmp_path, syn
 
 
 def test_a_fit_worse_than_the_bar_writes_nothing(three_stems, tmp_path, synth, monkeypatch):
-    import automix.reverse
+    import automix.reverse.command
 
     folder = _write_stems(tmp_path / "stems", three_stems, synth)
     mixed = render_console([three_stems[n] for n in sorted(three_stems)], SR, _known_mix(three_stems))
     mix_file = synth.write(tmp_path / "mix.wav", mixed, SR)
-    monkeypatch.setattr(automix.reverse, "MAX_RESIDUAL_DB", -200.0)  # no fit is this good: the guard must act
+    monkeypatch.setattr(automix.reverse.command, "MAX_RESIDUAL_DB", -200.0)  # no fit is this good: the guard must act
     with pytest.raises(AutomixError, match=r"does not reproduce the mix \(residual -\d+\.\d dB"):
         reverse(folder, mix_file, tmp_path / "fit.json", steps=0)
     assert not (tmp_path / "fit.json").exists()
