@@ -210,17 +210,17 @@ def plan_outputs(
             raise AutomixError(f"{stems_out}: --stems-out is also {files_out[stems_out.resolve()]}; "
                                "give it a folder of its own")
         taken: set[str] = set()
-        for f in files:
-            path = stems_out / stem_output_name(f.name, taken)
-            # With --force the processed stem would silently replace the mix (or params) just written.
+
+        def planned(name: str, what: str) -> Path:
+            path = stems_out / stem_output_name(name, taken)
+            # With --force this file would silently replace the mix (or params) just written.
             if path.resolve() in files_out:
-                raise AutomixError(f"{path}: would be written twice, as {files_out[path.resolve()]} and as the "
-                                   f"processed {f.name}; choose another --stems-out or output name")
-            stem_outputs[f.name] = check_output(path, force, inputs)
-        fx_output = check_output(stems_out / stem_output_name(FX_RETURN_NAME, taken), force, inputs)
-        if fx_output.resolve() in files_out:
-            raise AutomixError(f"{fx_output}: would be written twice, as {files_out[fx_output.resolve()]} and as "
-                               "the reverb return; choose another --stems-out or output name")
+                raise AutomixError(f"{path}: would be written twice, as {files_out[path.resolve()]} and as {what}; "
+                                   "choose another --stems-out or output name")
+            return check_output(path, force, inputs)
+
+        stem_outputs = {f.name: planned(f.name, f"the processed {f.name}") for f in files}
+        fx_output = planned(FX_RETURN_NAME, "the reverb return")
         return OutputPlan(Path(out), params_out, stems_out, stem_outputs, inputs, fx_output)
     return OutputPlan(Path(out), params_out, stems_out, stem_outputs, inputs)
 
