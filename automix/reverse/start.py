@@ -103,11 +103,11 @@ that fits the waveform a little better can put the level on the wrong one (the 3
 
 def _unit_pan_matrices(settings: MixSettings, is_stereo: np.ndarray) -> np.ndarray:
     """``(K, 2, 2)`` pan/width matrices of every track with the fader at 0 dB (mono: column 0)."""
-    from automix.console.torch_console import pan_matrix
+    from automix.console.design import pan_matrix
 
-    params = torch.as_tensor(settings.track, dtype=torch.float64).clone()
+    params = np.array(settings.track, dtype=np.float64)
     params[:, TRACK.index("gain_db")] = 0.0
-    return pan_matrix(params[None], torch.as_tensor(is_stereo)[None])[0].numpy()
+    return pan_matrix(params, np.asarray(is_stereo, dtype=bool))
 
 
 def _stft(audio: np.ndarray, n_fft: int = RESPONSE_FFT, hop: int = RESPONSE_HOP) -> torch.Tensor:
