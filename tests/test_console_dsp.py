@@ -368,3 +368,19 @@ print("torch" in sys.modules)
                             timeout=300, env={**os.environ, "PYTHONPATH": str(root)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_sos_magnitude_db_matches_the_complex_response_and_has_finite_gradients():
+    import torch
+
+    from automix.console.biquad import sos_magnitude_db, sos_response
+
+    sos = torch.tensor([[[1.2, -1.5, 0.6, 1.0, -1.4, 0.55], [0.9, 0.1, 0.05, 1.0, 0.2, 0.1]]], dtype=torch.float64,
+                       requires_grad=True)
+    n_fft = 1024
+    freqs_hz = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * 44100 / n_fft
+    magnitude_db = sos_magnitude_db(sos, freqs_hz, 44100)
+    expected_db = 20.0 * torch.log10(sos_response(sos, n_fft).abs())
+    assert torch.max(torch.abs(magnitude_db - expected_db)).item() < 1e-9
+    magnitude_db.sum().backward()
+    assert torch.isfinite(sos.grad).all() and sos.grad.abs().sum() > 0

@@ -129,6 +129,18 @@ def eq_sos(params: Array, group: ParamGroup, sample_rate: float) -> Array:
     return xp.stack(sections, -2)
 
 
+def _section_polynomials(sos: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Each section's numerator and denominator polynomial in z^-1 at angular frequencies ``w``
+    (rad/sample, ``(K,)``): complex ``(..., S, K)`` each, for all sections at once as matmuls
+    with [1, cos w, cos 2w] and [0, −sin w, −sin 2w]."""
+    import torch
+
+    basis_re = torch.stack([torch.ones_like(w), torch.cos(w), torch.cos(2.0 * w)])
+    basis_im = torch.stack([torch.zeros_like(w), -torch.sin(w), -torch.sin(2.0 * w)])
+    b, a = sos[..., 0:3], sos[..., 3:6]
+    return torch.complex(b @ basis_re, b @ basis_im), torch.complex(a @ basis_re, a @ basis_im)
+
+
 def sos_response(sos: Tensor, n_fft: int) -> Tensor:
     """Complex frequency response of a cascade on the ``rfft`` grid of length ``n_fft`` (torch).
 
@@ -142,14 +154,17 @@ def sos_response(sos: Tensor, n_fft: int) -> Tensor:
     import torch  # only the torch console and plots call this, with tensors
 
     w = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * (2.0 * math.pi / n_fft)
-    # Each section's numerator and denominator polynomial in z^-1, evaluated for all sections
-    # at once as matmuls with [1, cos w, cos 2w] and [0, −sin w, −sin 2w].
-    basis_re = torch.stack([torch.ones_like(w), torch.cos(w), torch.cos(2.0 * w)])
-    basis_im = torch.stack([torch.zeros_like(w), -torch.sin(w), -torch.sin(2.0 * w)])
-    b, a = sos[..., 0:3], sos[..., 3:6]
-    num = torch.complex(b @ basis_re, b @ basis_im)  # (..., S, K)
-    den = torch.complex(a @ basis_re, a @ basis_im)
+    num, den = _section_polynomials(sos, w)
     return num.prod(dim=-2) / den.prod(dim=-2)
+
+
+def sos_magnitude_db(sos: Tensor, freqs_hz: Tensor, sample_rate: int) -> Tensor:
+    """Magnitude response in dB of cascades ``(..., S, 6)`` at ``freqs_hz`` ``(F,)`` → ``(..., F)``
+    (torch, differentiable; a sum of per-section dB, so a deep notch cannot underflow a product)."""
+    num, den = _section_polynomials(sos, freqs_hz.to(sos.dtype) * (2.0 * math.pi / sample_rate))
+    # |z|² from real and imaginary parts: the gradient of abs() is undefined at 0.
+    power_num, power_den = num.real**2 + num.imag**2, den.real**2 + den.imag**2
+    return (10.0 * (power_num.clamp_min(1e-30) / power_den.clamp_min(1e-30)).log10()).sum(dim=-2)
 
 
 def sos_to_numpy(sos: Array) -> np.ndarray:

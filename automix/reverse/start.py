@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from automix.analysis_windows import multitrack_activity, window_starts_samples
+from automix.console.biquad import sos_magnitude_db
 from automix.console.schema import EQ_BANDS, TRACK
 from automix.console.settings import MixSettings
 from automix.refine import stems_tensor
@@ -195,17 +196,6 @@ def _log_bands(response_db: np.ndarray, power: np.ndarray, sample_rate: int) -> 
     return np.array(centre), np.stack(resp, axis=1), weights
 
 
-def _response_db_at(sos: torch.Tensor, freqs_hz: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Magnitude response in dB of cascades ``(..., S, 6)`` at ``freqs_hz`` ``(F,)`` → ``(..., F)``."""
-    w = freqs_hz.to(torch.float64) * (2.0 * math.pi / sample_rate)
-    basis_re = torch.stack([torch.ones_like(w), torch.cos(w), torch.cos(2.0 * w)])
-    basis_im = torch.stack([torch.zeros_like(w), -torch.sin(w), -torch.sin(2.0 * w)])
-    b, a = sos[..., 0:3], sos[..., 3:6]
-    num = (b @ basis_re) ** 2 + (b @ basis_im) ** 2
-    den = (a @ basis_re) ** 2 + (a @ basis_im) ** 2
-    return (10.0 * torch.log10(num.clamp_min(1e-30) / den.clamp_min(1e-30))).sum(dim=-2)
-
-
 def fit_eq_curves(
     response_db: np.ndarray, power: np.ndarray, sample_rate: int, *, steps: int = EQ_FIT_STEPS,
     starts: int = EQ_FIT_STARTS, seed: int = 0,
@@ -247,7 +237,7 @@ def fit_eq_curves(
 
     def losses() -> tuple[torch.Tensor, torch.Tensor]:
         rows = torch.where(mask, TRACK.from_normalised(torch.sigmoid(logits)), base)
-        model_db = _response_db_at(eq_sos(rows, TRACK, sample_rate), f, sample_rate) + level[:, None]
+        model_db = sos_magnitude_db(eq_sos(rows, TRACK, sample_rate), f, sample_rate) + level[:, None]
         per_start = (w * (model_db - target) ** 2).sum(dim=1) + EQ_GAIN_PENALTY * rows[:, gain_cols].pow(2).sum(1)
         return per_start, rows
 
