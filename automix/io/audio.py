@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 import numba
 import numpy as np
@@ -511,6 +511,40 @@ def _scan_stems(folder: str | Path, sample_rate: int | None, log: Log | None, ex
     return files, notes, note
 
 
+R = TypeVar("R")
+
+
+def _read_audible(
+    folder: str | Path, files: list[Path], read: Callable[[Path], R],
+    frames_and_peak: Callable[[R], tuple[int, float]], note: Callable[[str], None],
+) -> list[tuple[Path, R]]:
+    """``read`` every file on :data:`LOAD_WORKERS` threads and keep the audible ones, in name order.
+
+    Largest files go first (the workers finish together); results are taken in name order, so the
+    first bad file by name is the one reported. Silent files are skipped with a note.
+
+    Raises:
+        AutomixError: every file is silent (and whatever ``read`` raises).
+    """
+    kept: list[tuple[Path, R]] = []
+    _prepare_decoders()
+    pool = ThreadPoolExecutor(max_workers=LOAD_WORKERS)
+    try:
+        jobs = {path: pool.submit(read, path) for path in sorted(files, key=_file_size, reverse=True)}
+        for path in files:
+            result = jobs[path].result()
+            frames, peak = frames_and_peak(result)
+            if frames == 0 or not peak > 0 or 20.0 * math.log10(peak) < SILENCE_PEAK_DBFS:
+                note(f"skipped {path.name} (silent)")
+                continue
+            kept.append((path, result))
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an error, files not yet started are not decoded
+    if not kept:
+        raise AutomixError(f"{folder}: every audio file is silent; nothing to mix")
+    return kept
+
+
 def load_stems(
     folder: str | Path,
     sample_rate: int | None = None,
@@ -534,23 +568,8 @@ def load_stems(
         AutomixError / AudioLoadError: see the module docstring.
     """
     files, notes, note = _scan_stems(folder, sample_rate, log, exclude)
-    loaded: list[Stem] = []
-    _prepare_decoders()
-    pool = ThreadPoolExecutor(max_workers=LOAD_WORKERS)
-    try:
-        # Largest files first (the workers finish together); results are taken in name order,
-        # so the first bad file by name is the one reported.
-        jobs = {path: pool.submit(_read_file, path) for path in sorted(files, key=_file_size, reverse=True)}
-        for path in files:
-            audio, rate, peak = jobs[path].result()
-            if audio.shape[1] == 0 or not peak > 0 or 20.0 * math.log10(peak) < SILENCE_PEAK_DBFS:
-                note(f"skipped {path.name} (silent)")
-                continue
-            loaded.append(Stem(path.name, audio, rate, path))
-    finally:
-        pool.shutdown(cancel_futures=True)  # after an error, files not yet started are not decoded
-    if not loaded:
-        raise AutomixError(f"{folder}: every audio file is silent; nothing to mix")
+    loaded = [Stem(path.name, audio, rate, path) for path, (audio, rate, _) in
+              _read_audible(folder, files, _read_file, lambda r: (r[0].shape[1], r[2]), note)]
 
     rate = int(sample_rate) if sample_rate is not None else choose_sample_rate(s.sample_rate for s in loaded)
     for stem in loaded:
@@ -952,21 +971,8 @@ def open_stems(
     (:func:`resample_blocks`, same filter as :func:`resample`). Close the stems when done.
     """
     files, notes, note = _scan_stems(folder, sample_rate, log, exclude)
-    scanned = []
-    _prepare_decoders()
-    pool = ThreadPoolExecutor(max_workers=LOAD_WORKERS)
-    try:  # as in load_stems: largest first, the first bad file by name reported
-        jobs = {path: pool.submit(_scan_file, path) for path in sorted(files, key=_file_size, reverse=True)}
-        for path in files:
-            rate, channels, frames, peak = jobs[path].result()
-            if frames == 0 or peak <= 0 or 20.0 * math.log10(peak) < SILENCE_PEAK_DBFS:
-                note(f"skipped {path.name} (silent)")
-                continue
-            scanned.append((path, rate, channels, frames))
-    finally:
-        pool.shutdown(cancel_futures=True)
-    if not scanned:
-        raise AutomixError(f"{folder}: every audio file is silent; nothing to mix")
+    scanned = [(path, rate, channels, frames) for path, (rate, channels, frames, _) in
+               _read_audible(folder, files, _scan_file, lambda r: (r[2], r[3]), note)]
     rate = int(sample_rate) if sample_rate is not None else choose_sample_rate(r for _, r, _, _ in scanned)
     stems: list[StemFile] = []
     try:
