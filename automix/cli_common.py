@@ -176,10 +176,6 @@ class Reporter:
             self.log(summary)
 
 
-MISSED_TARGET_NOTE_LU = 1.0
-"""The summary explains a mix this far under its loudness target."""
-
-
 def mix_summary(result: Any, verb: str) -> str:
     params = f" and {result.params_path}" if result.params_path else ""
     stems = f"; {len(result.stem_files)} stems in {result.stems_out}" if result.stem_files else ""
@@ -187,12 +183,10 @@ def mix_summary(result: Any, verb: str) -> str:
     line = (f"{verb} {count} with {result.mixer} → {result.mix_path}{params} "
             f"({result.loudness_lufs:.1f} LUFS, {result.true_peak_dbtp:.1f} dBTP, "
             f"{result.duration_s:.1f} s of audio in {result.seconds:.1f} s){stems}")
-    shortfall_lu = result.target_lufs - result.loudness_lufs
-    if shortfall_lu > MISSED_TARGET_NOTE_LU:  # finalize leaves a very peaky mix quieter rather than squash it
-        from automix.console.finalize import MAX_LIMITER_DRIVE_DB
+    from automix.console.finalize import shortfall_note
 
-        line += f"\nnote: {shortfall_lu:.1f} LU under the {result.target_lufs:g} LUFS target"
-        if result.limiter_max_reduction_db >= MAX_LIMITER_DRIVE_DB - 0.5:
-            line += (f": reaching it would take more than {MAX_LIMITER_DRIVE_DB:g} dB of limiting at the "
-                     f"{result.ceiling_dbtp:g} dBTP ceiling")
+    note = shortfall_note(result.target_lufs, result.loudness_lufs, result.limiter_max_reduction_db,
+                          result.ceiling_dbtp)
+    if note is not None:
+        line += f"\nnote: {note}"
     return line

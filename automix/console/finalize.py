@@ -59,6 +59,9 @@ bass cycle (20 ms at 50 Hz) and distort; longer loses loudness on drums."""
 MAX_LIMITER_DRIVE_DB = 12.0
 """The most gain reduction the limiter may apply to the highest peak (see the reachability rule)."""
 
+MISSED_TARGET_NOTE_LU = 1.0
+"""A mix this far under its loudness target gets a note saying why (see :func:`shortfall_note`)."""
+
 LOUDNESS_TOLERANCE_LU = 0.2
 """Stop iterating once the output loudness is this close to the target."""
 
@@ -420,3 +423,21 @@ def _apply_safety(out: Audio, sample_rate: int, ceiling_dbtp: float) -> tuple[fl
         _write(out, start, _read(out, start, stop) * factor)
     applied_db = 20.0 * math.log10(float(factor))  # the gain actually applied (factor is float32)
     return applied_db, peak_dbtp + applied_db
+
+
+def shortfall_note(target_lufs: float, output_lufs: float, limiter_max_reduction_db: float,
+                   ceiling_dbtp: float) -> str | None:
+    """One line explaining a mix left well under its loudness target, or None.
+
+    Finalize leaves a very peaky mix quieter rather than limit it by more than
+    :data:`MAX_LIMITER_DRIVE_DB`; the note says so when the limiter ran at (within 0.5 dB of)
+    that maximum, since then the ceiling, not the mix, held the loudness back.
+    """
+    shortfall_lu = target_lufs - output_lufs
+    if shortfall_lu <= MISSED_TARGET_NOTE_LU:
+        return None
+    note = f"{shortfall_lu:.1f} LU under the {target_lufs:g} LUFS target"
+    if limiter_max_reduction_db >= MAX_LIMITER_DRIVE_DB - 0.5:
+        note += (f": reaching it would take more than {MAX_LIMITER_DRIVE_DB:g} dB of limiting at the "
+                 f"{ceiling_dbtp:g} dBTP ceiling")
+    return note
