@@ -25,6 +25,9 @@ import numpy as np
 
 from automix.console.schema import TRACK, db_to_amplitude
 
+Array = Any
+"""A NumPy array or a torch tensor: the functions here return the kind they are given."""
+
 
 @dataclass(frozen=True)
 class ArrayOps:
@@ -115,7 +118,7 @@ def namespace(*xs: object) -> ArrayOps:
     return _torch_ops() if any(is_tensor(x) for x in xs) else NUMPY
 
 
-def pan_matrix(track_params, is_stereo):
+def pan_matrix(track_params: Array, is_stereo: Array) -> Array:
     """``(..., 2, 2)`` channel matrix of the fader + pan/width stage (output = M @ input).
 
     Args:

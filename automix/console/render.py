@@ -251,11 +251,11 @@ class _Strip:
         return self.compressor.apply(y, matrix, out=out, power=power if self.compressor.active else None)
 
     def pairs_with(self, other: _Strip) -> bool:
-        """Both mono with as many EQ passes: :func:`process_pair` can run them together."""
+        """Both mono with as many EQ passes: :func:`_process_pair` can run them together."""
         return self.channels == other.channels == 1 and len(self.passes) == len(other.passes)
 
 
-def process_pair(a: _Strip, b: _Strip, xa: np.ndarray, xb: np.ndarray, gain_a: float, gain_b: float,
+def _process_pair(a: _Strip, b: _Strip, xa: np.ndarray, xb: np.ndarray, gain_a: float, gain_b: float,
                  matrix_a: np.ndarray, matrix_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(a.process(xa, …), b.process(xb, …))`` for two strips that :meth:`_Strip.pairs_with` each
     other, with their EQ passes run by one kernel (bit-identical, faster)."""
@@ -324,7 +324,7 @@ class _Group:
             for unit in self.units:
                 if len(unit) == 2:
                     t, u = self.tracks[unit[0]], self.tracks[unit[1]]
-                    ys = process_pair(t.strip, u.strip, inputs[unit[0]][:, a:b], inputs[unit[1]][:, a:b], t.trim,
+                    ys = _process_pair(t.strip, u.strip, inputs[unit[0]][:, a:b], inputs[unit[1]][:, a:b], t.trim,
                                       u.trim, t.matrix, u.matrix)
                 else:
                     t = self.tracks[unit[0]]
