@@ -12,6 +12,7 @@ from automix.console.render import render_console
 from automix.console.schema import FINALIZE, TRACK
 from automix.console.settings import MixSettings, load_params
 from automix.errors import AutomixError, OutputExistsError
+from automix.io.audio import load_audio
 from automix.reverse import align_mix, render_fit, residual_db, reverse
 
 SR = 22050  # half the console's cost of 44.1 kHz; EQ frequencies are clamped below 0.45·fs
@@ -185,3 +186,46 @@ def test_a_small_lag_is_found_exactly_in_a_noisy_bass_heavy_mix(synth, lag):
     late = np.concatenate([np.zeros((2, lag), np.float32), mixed + noise], axis=1)
     _, alignment = align_mix(stems, late, SR)
     assert alignment.lag_samples == lag and 0.8 < alignment.correlation < 0.95, alignment
+
+
+def _tonal_song(folder, synth):
+    """A held 55 Hz bass sine (which the rules mixer's high-passes turn by tens of degrees),
+    noise hats and a kick: a plain gain cannot follow the bass, a few ms of lag can mimic it."""
+    t = np.arange(2 * SR) / SR
+    stems = {"bass.wav": (0.5 * np.sin(2 * np.pi * 55.0 * t))[None].astype(np.float32),
+             "hats.wav": synth.hats(2.0, SR, seed=3), "kick.wav": synth.kick(2.0, SR)}
+    return _write_stems(folder, stems, synth), stems
+
+
+def test_a_rules_mix_of_tonal_stems_aligns_at_zero_with_its_own_polarity(tmp_path, synth):
+    from automix import engine
+
+    folder, stems = _tonal_song(tmp_path / "stems", synth)
+    result = engine.mix(folder, tmp_path / "mix.wav", bit_depth="32f")
+    mixed, _ = load_audio(result.mix_path)
+    audio = [stems[n] for n in sorted(stems)]
+    _, alignment = align_mix(audio, mixed, SR)
+    assert alignment.lag_samples == 0 and not alignment.inverted and alignment.correlation > 0.9, alignment
+    _, flipped = align_mix(audio, -mixed, SR)
+    assert flipped.lag_samples == 0 and flipped.inverted
+
+
+def test_the_start_is_written_when_the_fit_reproduces_the_mix_worse(three_stems, tmp_path, synth, monkeypatch):
+    from automix.reverse import command
+
+    folder = _write_stems(tmp_path / "stems", three_stems, synth)
+    mixed = render_console([three_stems[n] for n in sorted(three_stems)], SR, _known_mix(three_stems))
+    mix_file = synth.write(tmp_path / "mix.wav", mixed, SR)
+    real_fit = command.fit_settings
+
+    def drifting_fit(*args, **kwargs):  # the fit's faders end 6 dB off: its waveform is worse than the start's
+        result = real_fit(*args, **kwargs)
+        result.settings.track[:, TRACK.index("gain_db")] += 6.0 * np.array([1.0, -1.0, 1.0])
+        return result
+
+    monkeypatch.setattr(command, "fit_settings", drifting_fit)
+    result = reverse(folder, mix_file, tmp_path / "fit.json", steps=2, windows=1, window_s=1.0)
+    assert any(n.startswith("kept the start") for n in result.notes)
+    assert result.residual_db == result.residual_db_initial
+    rendered = render_fit([three_stems[n] for n in sorted(three_stems)], load_params(tmp_path / "fit.json"), SR)
+    assert residual_db(rendered, mixed) == pytest.approx(result.residual_db_initial, abs=1e-6)

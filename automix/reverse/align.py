@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 import scipy.signal
 
 from automix.errors import AutomixError
@@ -25,6 +26,8 @@ same session as its stems is aligned, and periodic stems (a held tone, a loop) f
 one period later."""
 _LAG_REFINE = 3  # samples either side of the best candidate checked by the least-squares fit
 _FIT_MAX_SAMPLES = 2_000_000  # alignment scoring uses an evenly strided subset beyond this
+_POLARITY_HIGHPASS_HZ = 1000.0  # see _high_band
+_SHARP_FIT = 0.9  # high-band fit correlation that decides the exact lag (see align_mix)
 
 
 @dataclass
@@ -78,6 +81,65 @@ def _fit_correlation(stems: Sequence[np.ndarray], target: np.ndarray) -> float:
     return math.sqrt(max(0.0, explained) / total) if total > 0 else 0.0
 
 
+def _with_quadrature(stem: np.ndarray) -> np.ndarray:
+    """The stem's channels followed by their Hilbert transforms (90° shifted): a least-squares
+    fit on both can turn each stem's phase, as the console's filters do (a high-pass turns a
+    55 Hz bass by tens of degrees, which a plain gain cannot follow, and which a lag of a few
+    milliseconds mimics on a tonal stem)."""
+    return np.concatenate([stem, np.imag(scipy.signal.hilbert(stem, axis=1)).astype(np.float32)])
+
+
+def _peak_lags(xcorr: np.ndarray, lags: np.ndarray, apart: int, count: int) -> list[int]:
+    """The ``count`` strongest peaks of ``|xcorr|``, at least ``apart`` samples from each other."""
+    found: list[int] = []
+    for index in np.argsort(np.abs(xcorr))[::-1]:
+        if all(abs(lags[index] - c) > apart for c in found):
+            found.append(int(lags[index]))
+        if len(found) == count:
+            break
+    return found
+
+
+def _candidate_lags(mono_mix: np.ndarray, stem_sum: np.ndarray, max_lag: int, apart: int) -> list[int]:
+    """Lags worth scoring: peaks of the plain cross-correlation of the mono mix with the mono stem
+    sum, of its phase transform (whitened spectra: every frequency counts alike, so a
+    phase-turned bass cannot move the peak), and 0."""
+    size = scipy.fft.next_fast_len(mono_mix.size + stem_sum.size - 1)
+    spectrum = scipy.fft.rfft(mono_mix, size) * np.conj(scipy.fft.rfft(stem_sum, size))
+    lags = np.arange(-(stem_sum.size - 1), mono_mix.size)
+    keep = np.abs(lags) <= max_lag
+    candidates: list[int] = []
+    for weighted in (spectrum, spectrum / np.maximum(np.abs(spectrum), 1e-12 * np.abs(spectrum).max())):
+        full = scipy.fft.irfft(weighted, size)
+        xcorr = np.concatenate([full[size - (stem_sum.size - 1):], full[: mono_mix.size]])  # lags in order
+        for lag in _peak_lags(xcorr[keep], lags[keep], apart, _CANDIDATE_LAGS):
+            if all(abs(lag - c) > apart for c in candidates):
+                candidates.append(lag)
+    if 0 not in candidates:  # a bounce from the same session is aligned: always try it
+        candidates.append(0)
+    return candidates
+
+
+def _high_band(stems: Sequence[np.ndarray], mix: np.ndarray, sample_rate: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Stems and mix through the same high-pass at :data:`_POLARITY_HIGHPASS_HZ` (so their
+    least-squares relation is unchanged), where the console's high-passes and shelves barely
+    turn the phase; the full band if the mix has (almost) nothing up there."""
+    sos = scipy.signal.butter(4, _POLARITY_HIGHPASS_HZ, "highpass", fs=sample_rate, output="sos")
+    high_mix = scipy.signal.sosfilt(sos, mix, axis=1).astype(np.float32)
+    if float(np.sum(high_mix.astype(np.float64) ** 2)) < 1e-4 * float(np.sum(mix.astype(np.float64) ** 2)):
+        return list(stems), mix
+    return [scipy.signal.sosfilt(sos, s, axis=1).astype(np.float32) for s in stems], high_mix
+
+
+def _is_inverted(stems: Sequence[np.ndarray], aligned: np.ndarray, sample_rate: int) -> bool:
+    """Whether ``aligned`` is the stems' mix with its polarity flipped: in the high band
+    (:func:`_high_band`) the plain least-squares coefficients, weighted by each stem channel's
+    energy there, sum below 0."""
+    high, high_mix = _high_band(stems, aligned, sample_rate)
+    energy = np.concatenate([np.sum(s.astype(np.float64) ** 2, axis=1) for s in high])
+    return float(sum(coef @ energy for coef in fit_columns(high, high_mix))) < 0.0
+
+
 def align_mix(
     stems: Sequence[np.ndarray], mix: np.ndarray, sample_rate: int, max_lag_s: float = MAX_LAG_S
 ) -> tuple[np.ndarray, Alignment]:
@@ -89,7 +151,8 @@ def align_mix(
         max_lag_s: search range of the offset, seconds each way.
 
     Returns:
-        ``(aligned (2, N) float32, alignment)``.
+        ``(aligned (2, N) float32, alignment)``; the correlation is that of a fit in which each
+        stem may also turn its phase (:func:`_with_quadrature`).
 
     Raises:
         AutomixError: the aligned mix correlates less than :data:`MIN_CORRELATION` with its
@@ -97,26 +160,22 @@ def align_mix(
     """
     n = stems[0].shape[1]
     stem_sum = np.sum([s.mean(axis=0) for s in stems], axis=0)
-    mono_mix = mix.mean(axis=0)
-    max_lag = int(max_lag_s * sample_rate)
-    xcorr = scipy.signal.correlate(mono_mix, stem_sum, mode="full", method="fft")
-    lags = np.arange(-(n - 1), mono_mix.shape[0])
-    keep = np.abs(lags) <= max_lag
-    xcorr, lags = np.abs(xcorr[keep]), lags[keep]
     apart = sample_rate // 1000  # candidates are distinct peaks, at least 1 ms apart
-    candidates: list[int] = []
-    for index in np.argsort(xcorr)[::-1]:
-        if all(abs(lags[index] - c) > apart for c in candidates):
-            candidates.append(int(lags[index]))
-        if len(candidates) == _CANDIDATE_LAGS:
-            break
-    if all(abs(c) > apart for c in candidates):
-        candidates.append(0)
-    lag = _best_candidate({c: _fit_correlation(stems, shift(mix, c, n)) for c in candidates})
-    # Filters shift the cross-correlation peak by a sample or two (phase): the exact best fit
-    # around the chosen peak decides (no tie rule here: neighbouring lags always fit alike).
-    near = {lag + d: _fit_correlation(stems, shift(mix, lag + d, n)) for d in range(-_LAG_REFINE, _LAG_REFINE + 1)}
-    lag = max(near, key=near.__getitem__)
+    candidates = _candidate_lags(mix.mean(axis=0), stem_sum, int(max_lag_s * sample_rate), apart)
+    turned = [_with_quadrature(s) for s in stems]
+    scored = {c: _fit_correlation(turned, shift(mix, c, n)) for c in candidates}
+    lag = _best_candidate(scored, apart)
+    # The exact lag, within a few samples of the chosen peak: by a plain fit in the high band,
+    # where filters barely turn the phase and a one-sample shift shows, if the stems explain
+    # that band well; else by the phase-turning fit on the full band.
+    around = range(lag - _LAG_REFINE, lag + _LAG_REFINE + 1)
+    high, high_mix = _high_band(stems, mix, sample_rate)
+    sharp = {d: _fit_correlation(high, shift(high_mix, d, n)) for d in around}
+    if max(sharp.values()) >= _SHARP_FIT:
+        lag = max(sharp, key=sharp.__getitem__)
+    else:
+        lag = max(around, key=lambda d: _fit_correlation(turned, shift(mix, d, n)))
+    near = {lag: _fit_correlation(turned, shift(mix, lag, n))}
     correlation = near[lag]
     if correlation < MIN_CORRELATION:
         raise AutomixError(
@@ -124,12 +183,15 @@ def align_mix(
             f"< {MIN_CORRELATION:g}); check that the stems and the mix belong to the same song"
         )
     aligned = shift(mix, lag, n)
-    inverted = float(np.dot(stem_sum, aligned.mean(axis=0))) < 0.0
+    inverted = _is_inverted(stems, aligned, sample_rate)
     return (-aligned if inverted else aligned), Alignment(lag, correlation, inverted)
 
 
-def _best_candidate(scored: dict[int, float]) -> int:
-    """The candidate lag of the highest fit correlation; near-ties (:data:`_LAG_TIE`) between
-    these distinct peaks go to the one nearest 0 (a period of a periodic stem apart)."""
-    best = max(scored.values())
-    return min((lag for lag, c in scored.items() if c >= best - _LAG_TIE), key=lambda lag: (abs(lag), lag))
+def _best_candidate(scored: dict[int, float], apart: int) -> int:
+    """The candidate lag of the highest fit correlation, unless a distinct peak (more than
+    ``apart`` samples away) nearer 0 fits within :data:`_LAG_TIE` of it: periodic stems fit
+    almost as well one period later, and a bounce from the same session is aligned."""
+    best = max(scored, key=scored.__getitem__)
+    rivals = [lag for lag, c in scored.items()
+              if abs(lag - best) > apart and abs(lag) < abs(best) and c >= scored[best] - _LAG_TIE]
+    return min(rivals, key=lambda lag: (abs(lag), lag)) if rivals else best
