@@ -30,9 +30,11 @@ from automix.io.audio import (
     check_output,
     is_audio_file,
     load_stems,
+    name_too_long,
     open_stems,
     output_format,
     scan_folder,
+    short_name,
     write_audio,
     write_text_atomic,
 )
@@ -81,6 +83,12 @@ def _load(stems_dir: Path, sample_rate: int | None, log: Log | None, stream: boo
     return load_stems(stems_dir, sample_rate, log)
 
 
+def _log_notes(notes: list[str], log: Log | None) -> None:
+    if log is not None:
+        for text in notes:
+            log(text)
+
+
 def _close(stems: list[Stem] | list[StemFile]) -> None:
     for stem in stems:
         if isinstance(stem, StemFile):
@@ -112,6 +120,8 @@ class MixResult:
     limiter_max_reduction_db: float
     seconds: float
     notes: list[str] = field(default_factory=list)
+    reverb_return: Path | None = None
+    """The reverb return written beside the processed stems (``--stems-out``), else None."""
 
     def to_json(self) -> dict[str, Any]:
         def r(x: float) -> float:
@@ -122,6 +132,7 @@ class MixResult:
             "params": str(self.params_path) if self.params_path else None,
             "stems_out": str(self.stems_out) if self.stems_out else None,
             "stem_files": [str(p) for p in self.stem_files],
+            "reverb_return": str(self.reverb_return) if self.reverb_return else None,
             "mixer": self.mixer,
             "tracks": list(self.tracks),
             "sample_rate": self.sample_rate,
@@ -171,6 +182,8 @@ class OutputPlan:
     stem_outputs: dict[str, Path]
     inputs: list[Path]
     fx_output: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    """Decisions the user should hear about (e.g. a renamed reverb return)."""
 
 
 def plan_outputs(
@@ -213,6 +226,11 @@ def plan_outputs(
 
         def planned(name: str, what: str) -> Path:
             path = stems_out / stem_output_name(name, taken)
+            too_long = name_too_long(path)
+            if too_long is not None and too_long[0] == path.name:  # (a folder name too long: check_output says so)
+                _, size, limit = too_long
+                raise AutomixError(f"{short_name(name)}: its processed stem would be {short_name(path.name)}, "
+                                   f"{size} bytes, more than the {limit} the file system allows; rename the stem")
             # With --force this file would silently replace the mix (or params) just written.
             if path.resolve() in files_out:
                 raise AutomixError(f"{path}: would be written twice, as {files_out[path.resolve()]} and as {what}; "
@@ -221,7 +239,12 @@ def plan_outputs(
 
         stem_outputs = {f.name: planned(f.name, f"the processed {f.name}") for f in files}
         fx_output = planned(FX_RETURN_NAME, "the reverb return")
-        return OutputPlan(Path(out), params_out, stems_out, stem_outputs, inputs, fx_output)
+        notes: list[str] = []
+        usual = f"{FX_RETURN_NAME}.wav"
+        if fx_output.name != usual:  # a stem took the usual name: say which file is the return
+            taker = next(name for name, path in stem_outputs.items() if path.name == usual)
+            notes.append(f"the reverb return is {fx_output.name} ({usual} is kept for the stem {taker})")
+        return OutputPlan(Path(out), params_out, stems_out, stem_outputs, inputs, fx_output, notes)
     return OutputPlan(Path(out), params_out, stems_out, stem_outputs, inputs)
 
 
@@ -289,7 +312,9 @@ def render_and_write(
         write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs, gain=gain)
         if plan.params_out is not None:
             write_text_atomic(plan.params_out, dumps(settings), force=force, protect=plan.inputs)
-        stem_files = [w.commit() for w in writers] + ([fx_writer.commit()] if fx_writer is not None else [])
+        stem_files = [w.commit() for w in writers]
+        reverb_return = fx_writer.commit() if fx_writer is not None else None
+        stem_files += [reverb_return] if reverb_return is not None else []
         report_step(progress, "write", 1.0)
 
     return MixResult(
@@ -300,7 +325,7 @@ def render_and_write(
         loudness_lufs=report.output_lufs + float(20.0 * np.log10(gain)),
         true_peak_dbtp=report.true_peak_dbtp + float(20.0 * np.log10(gain)),
         limiter_max_reduction_db=report.limiter_max_reduction_db, seconds=time.perf_counter() - started,
-        notes=notes,
+        notes=plan.notes + notes, reverb_return=reverb_return,
     )
 
 
@@ -367,6 +392,7 @@ def mix(
     check_seed(seed)
     plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
                          bit_depth, force, [])
+    _log_notes(plan.notes, log)
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
     report_step(progress, "load", 0.0)
@@ -422,6 +448,7 @@ def render(
             "--ceiling", "ceiling_dbtp", ceiling_dbtp)
     plan = plan_outputs(Path(stems_dir), Path(out), None, Path(stems_out) if stems_out else None,
                          bit_depth, force, [params])
+    _log_notes(plan.notes, log)
 
     report_step(progress, "load", 0.0)
     rate = sample_rate if sample_rate is not None else settings.sample_rate

@@ -216,6 +216,12 @@ def _pick(rng: np.random.Generator, songs: list[CachedSong], both_halves: bool, 
         if len(active) >= MIN_TRACKS:
             count = int(rng.integers(MIN_TRACKS, min(max_tracks, len(active)) + 1))
             return song, excerpt, np.sort(rng.choice(active, size=count, replace=False))
+    floor = NORMALISED_STEM_LUFS - ACTIVE_BELOW_NORMALISED_DB
+    if all((song.half_power_db[..., 1] <= floor).all() for song in songs) and \
+            any((song.half_power_db[..., 0] > floor).any() for song in songs):
+        # Sound in the first halves only: the excerpts run past the ends of the songs (zero-padded).
+        raise AutomixError("no cached excerpt has two active stems: the second half of every excerpt is silent; "
+                           "is data.excerpt_s longer than the songs?")
     raise AutomixError("no cached excerpt has two active stems; is the data silent?")
 
 

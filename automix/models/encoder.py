@@ -18,6 +18,10 @@ from torch import nn
 
 _EPS = 1e-8
 
+WINDOW_SAMPLES = 1024
+"""FFT size of the encoders' log-mel front end: the model's input must be at least this long
+(training configs are checked against it)."""
+
 
 class LogMel(nn.Module):
     """Mono audio ``(..., samples)`` → log-mel frames ``(..., n_mels, frames)`` in dB / 10.
@@ -26,7 +30,7 @@ class LogMel(nn.Module):
     scaled so that typical music sits around −10 … +1 and the network needs no input norm.
     """
 
-    def __init__(self, sample_rate_hz: int, n_fft: int = 1024, hop_samples: int = 512, n_mels: int = 64):
+    def __init__(self, sample_rate_hz: int, n_fft: int = WINDOW_SAMPLES, hop_samples: int = 512, n_mels: int = 64):
         super().__init__()
         self.n_fft = n_fft
         self.hop_samples = hop_samples
@@ -65,7 +69,7 @@ class SpectrogramEncoder(nn.Module):
         embed_dim: int = 128,
         channels: tuple[int, ...] = (16, 32, 64),
         n_mels: int = 64,
-        n_fft: int = 1024,
+        n_fft: int = WINDOW_SAMPLES,
         hop_samples: int = 512,
     ):
         super().__init__()

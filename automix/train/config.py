@@ -196,6 +196,57 @@ def _check_values(cfg: TrainConfig) -> None:
     _text("model.init_from", cfg.model.init_from, optional=True)
 
 
+def _model_sizes(kind: str, sizes: dict[str, Any]) -> None:
+    """Every size of a ``kind`` model (the config's, else the model's default) in the range the
+    model can be built and run with, so a bad size fails here and not inside torch."""
+    from automix.models.dmc import DMCConfig  # torch: imported only when a config is checked
+    from automix.models.mst import MSTConfig
+
+    defaults = dataclasses.asdict((MSTConfig if kind == "mst" else DMCConfig)())
+    known = sorted(set(defaults) - {"sample_rate_hz"})
+    for key in sizes:
+        if key == "sample_rate_hz":
+            raise ConfigError("model.sizes.sample_rate_hz: set by data.sample_rate_hz, not here")
+        if key not in known:
+            raise ConfigError(f"model.sizes.{key}: unknown size of a {kind} model (known: {', '.join(known)})")
+    values = {**defaults, **sizes}
+    # n_mels ≥ 1 is all the encoder needs: its 3×3 stride-2 convolutions, padded by 1, accept a
+    # single band (tried: 1, 2 and 3 bands build, run and give gradients; 0 fails in the first one).
+    for key in ("embed_dim", "hidden_dim", "n_mels", "layers", "heads", "ff_dim"):
+        if key in values:
+            _integer(f"model.sizes.{key}", values[key], 1)
+    channels = values["channels"]
+    if not isinstance(channels, (list, tuple)) or not all(_is_int(c) and c >= 1 for c in channels):
+        raise ConfigError(f"model.sizes.channels: expected a list of positive integers (got {channels!r})")
+    dropout = values["dropout"]
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"model.sizes.dropout: expected a number from 0 to below 1 (got {dropout!r})")
+    if kind == "mst" and values["embed_dim"] % values["heads"]:
+        d = values["embed_dim"]
+        examples = ", ".join(str(h) for h in range(1, min(d, 16) + 1) if d % h == 0)
+        raise ConfigError(f"model.sizes.heads: expected a divisor of embed_dim {d}, e.g. {examples} "
+                          f"(got {values['heads']})")
+
+
+def _excerpt_lengths(cfg: TrainConfig) -> None:
+    """The model's input, and the FFTs of the STFT loss, fit the excerpts the data make."""
+    from automix.models.encoder import WINDOW_SAMPLES
+
+    d = cfg.data
+    halves = d.method != "supervised"  # Methods 1 and 2 feed the model one half of each excerpt
+    samples = round(d.excerpt_s * d.sample_rate_hz) // (2 if halves else 1)
+    what = "data.excerpt_s / 2" if halves else "data.excerpt_s"
+    if samples < WINDOW_SAMPLES:
+        shortest = WINDOW_SAMPLES * (2 if halves else 1) / d.sample_rate_hz
+        raise ConfigError(f"data.excerpt_s: the model would see {samples} samples ({what} at "
+                          f"{d.sample_rate_hz} Hz), fewer than its {WINDOW_SAMPLES}-sample analysis window; "
+                          f"expected at least {math.ceil(shortest * 1000) / 1000:g} s")
+    for size in cfg.loss.fft_sizes if cfg.loss.sum_diff_stft > 0 else []:
+        if size > samples:
+            raise ConfigError(f"loss.fft_sizes: expected FFT sizes from 16 to {samples}, the samples the loss "
+                              f"sees ({what} at {d.sample_rate_hz} Hz) (got {size})")
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Check every field's type and range and the sections' consistency; returns ``cfg``
     (``data.method`` normalised to a string). Cheap: run it again after any override."""
@@ -205,6 +256,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if str(cfg.data.method) not in get_args(Method):
         raise ConfigError(f"data.method: expected one of {get_args(Method)}, got {cfg.data.method!r}")
     cfg.data.method = str(cfg.data.method)
+    _model_sizes(cfg.model.kind, cfg.model.sizes)
+    _excerpt_lengths(cfg)
     if cfg.schedule not in ("cosine", "constant"):
         raise ConfigError(f"schedule: expected 'cosine' or 'constant', got {cfg.schedule!r}")
     if cfg.loss.render not in ("console", "balance"):
@@ -245,8 +298,11 @@ def load_config(path: Path) -> TrainConfig:
         raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({one_line(e)})") from None
-    if data is None:  # an empty YAML file: every default
-        data = {}
+    if data is None or data == {}:  # the defaults alone cannot train: say what is missing
+        raise ConfigError(f"{path}: the config is empty; it needs at least the data and loss sections "
+                          "(see configs/smoke.yaml)")
+    if isinstance(data, dict) and "data" not in data:
+        raise ConfigError(f"{path}: the data section is missing (where the songs, cache and sample rate are)")
     try:
         return validate(_build(TrainConfig, data, "config"))
     except TypeError as e:
