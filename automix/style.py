@@ -352,6 +352,9 @@ def style_transfer(
     check_seed(seed)
     plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
                          bit_depth, force, refs)
+    if log is not None:
+        for note in plan.notes:  # e.g. where the reverb return goes
+            log(note)
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
     for ref in refs:
