@@ -110,3 +110,32 @@ def synth() -> SimpleNamespace:
 def song_dir(tmp_path: Path) -> Path:
     """A folder with the five-stem test song (2 s)."""
     return write_song(tmp_path / "stems")
+
+
+# ---- training configs for tests that must fail before any data work ---------------------------
+
+SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """The smoke training config with its data and output inside ``tmp_path`` (the data do not exist)."""
+    text = (SMOKE_CONFIG.read_text(encoding="utf-8")
+            .replace("songs_root: data/synth", f"songs_root: {tmp_path / 'synth'}")
+            .replace("cache_dir: data/cache", f"cache_dir: {tmp_path / 'cache'}")
+            .replace("out_dir: runs/smoke", f"out_dir: {tmp_path / 'run'}"))
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def no_data_work(monkeypatch):
+    """Fail the test if training gets as far as preparing data (the slow cache)."""
+    from automix.train import loop
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("reached the training data before validating the input")
+
+    monkeypatch.setattr(loop, "make_dataset", forbidden)
+    monkeypatch.setattr(loop.samplers, "cache_song", forbidden)

@@ -30,27 +30,6 @@ SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 
 # ---- training configs and overrides: one line, exit 2, before any data work --------------------
 
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    """The smoke config with its data and output inside ``tmp_path`` (the data do not exist)."""
-    text = (SMOKE.read_text(encoding="utf-8")
-            .replace("songs_root: data/synth", f"songs_root: {tmp_path / 'synth'}")
-            .replace("cache_dir: data/cache", f"cache_dir: {tmp_path / 'cache'}")
-            .replace("out_dir: runs/smoke", f"out_dir: {tmp_path / 'run'}"))
-    path = tmp_path / "cfg.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def no_data_work(monkeypatch):
-    """Fail the test if training gets as far as preparing data (the slow cache)."""
-    def forbidden(*args, **kwargs):
-        raise AssertionError("reached the training data before validating the input")
-    monkeypatch.setattr(loop, "make_dataset", forbidden)
-    monkeypatch.setattr(loop.samplers, "cache_song", forbidden)
-
-
 def test_yaml_syntax_error_is_one_line_with_its_position(config, no_data_work):
     broken = config.with_name("broken.yaml")
     broken.write_text("steps: 5\nmodel:\n  kind: [dmc\n  sizes: {a: 1}\n", encoding="utf-8")

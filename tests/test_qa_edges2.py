@@ -20,36 +20,12 @@ from automix.errors import AutomixError
 from automix.io.audio import check_output, name_too_long
 from automix.models.checkpoint import build_model
 from automix.models.encoder import WINDOW_SAMPLES
-from automix.train import loop
 from automix.train.config import ConfigError, load_config
 from automix.train.losses import SumDiffSTFTLoss
 
-SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
 SMOKE_SIZES = "sizes: {embed_dim: 32, layers: 1, heads: 2, ff_dim: 32, hidden_dim: 32, channels: [4, 8], " \
               "n_mels: 16, dropout: 0.1}"
 SR = 8000
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    """The smoke config with its data and output inside ``tmp_path`` (the data do not exist)."""
-    text = (SMOKE.read_text(encoding="utf-8")
-            .replace("songs_root: data/synth", f"songs_root: {tmp_path / 'synth'}")
-            .replace("cache_dir: data/cache", f"cache_dir: {tmp_path / 'cache'}")
-            .replace("out_dir: runs/smoke", f"out_dir: {tmp_path / 'run'}"))
-    assert SMOKE_SIZES in text
-    path = tmp_path / "cfg.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def no_data_work(monkeypatch):
-    """Fail the test if training gets as far as preparing data (the slow cache)."""
-    def forbidden(*args, **kwargs):
-        raise AssertionError("reached the training data before validating the input")
-    monkeypatch.setattr(loop, "make_dataset", forbidden)
-    monkeypatch.setattr(loop.samplers, "cache_song", forbidden)
 
 
 def _edit(config: Path, old: str, new: str) -> None:
