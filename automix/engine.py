@@ -22,6 +22,7 @@ from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, FI
 from automix.console.settings import MixSettings, dumps, load_params
 from automix.errors import AutomixError
 from automix.io.audio import (
+    QUANTISATION_STEPS,
     AudioWriter,
     ScratchAudio,
     Stem,
@@ -45,8 +46,6 @@ Progress = Callable[[str, float], None]
 
 Log = Callable[[str], None]
 
-QUANTISATION_STEPS: dict[str, float] = {"16": 2.0**-15, "24": 2.0**-23}
-"""One step of the integer output formats (float output is written as finalize made it)."""
 
 FX_RETURN_NAME = "reverb_return"
 """File name (before ``.wav``) of the reverb return that ``--stems-out`` writes beside the tracks."""
@@ -83,7 +82,8 @@ def _load(stems_dir: Path, sample_rate: int | None, log: Log | None, stream: boo
     return load_stems(stems_dir, sample_rate, log)
 
 
-def _log_notes(notes: list[str], log: Log | None) -> None:
+def log_notes(notes: list[str], log: Log | None) -> None:
+    """Pass each note to ``log`` (the CLI's stderr printer), if there is one."""
     if log is not None:
         for text in notes:
             log(text)
@@ -392,7 +392,7 @@ def mix(
     check_seed(seed)
     plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
                          bit_depth, force, [])
-    _log_notes(plan.notes, log)
+    log_notes(plan.notes, log)
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
     report_step(progress, "load", 0.0)
@@ -448,7 +448,7 @@ def render(
             "--ceiling", "ceiling_dbtp", ceiling_dbtp)
     plan = plan_outputs(Path(stems_dir), Path(out), None, Path(stems_out) if stems_out else None,
                          bit_depth, force, [params])
-    _log_notes(plan.notes, log)
+    log_notes(plan.notes, log)
 
     report_step(progress, "load", 0.0)
     rate = sample_rate if sample_rate is not None else settings.sample_rate

@@ -48,6 +48,7 @@ from automix.engine import (
     Progress,
     check_finalize_option,
     check_predicted,
+    log_notes,
     plan_outputs,
     render_and_write,
     report_step,
@@ -352,9 +353,7 @@ def style_transfer(
     check_seed(seed)
     plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
                          bit_depth, force, refs)
-    if log is not None:
-        for note in plan.notes:  # e.g. where the reverb return goes
-            log(note)
+    log_notes(plan.notes, log)  # e.g. where the reverb return goes
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
     for ref in refs:

@@ -57,6 +57,9 @@ default of 5 gives about 55 dB, audible as aliasing on bright material)."""
 BIT_DEPTHS: dict[str, str] = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
 """``--bit-depth`` choices → libsndfile subtypes."""
 
+QUANTISATION_STEPS: dict[str, float] = {"16": 2.0**-15, "24": 2.0**-23}
+"""One step of the integer ``BIT_DEPTHS`` in full-scale units (float output is not quantised)."""
+
 _OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 
 Log = Callable[[str], None]
