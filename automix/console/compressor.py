@@ -296,3 +296,19 @@ class BlockCompressor:
         else:
             _mix(x, matrix, out)
         return out
+
+
+def detector_power(x: np.ndarray, sample_rate: float) -> np.ndarray:
+    """The detector's smoothed power ``(n,)`` of a whole ``(C, n)`` signal from silence (≥ ``POWER_FLOOR``)."""
+    power = np.empty(x.shape[1])
+    _detector_block(np.ascontiguousarray(x, dtype=np.float64), float(time_coeff(DETECTOR_MS, sample_rate)),
+                    np.array([0.0, 1.0]), power)
+    return np.maximum(power, POWER_FLOOR, out=power)
+
+
+def smoothed_gain(target: np.ndarray, attack_ms: float, release_ms: float, sample_rate: float) -> np.ndarray:
+    """The ballistics applied to a static-curve gain ``(n,)`` (linear), starting at unity."""
+    gain = np.empty_like(target)
+    _ballistics_block(np.ascontiguousarray(target, dtype=np.float64), float(time_coeff(attack_ms, sample_rate)),
+                      float(time_coeff(release_ms, sample_rate)), np.array([0.0, 1.0]), gain)
+    return gain

@@ -45,6 +45,14 @@ MIN_LENGTH_FRACTION = 0.5
 
 
 _START_LABELS = {"flat": "start: least-squares faders/pans, EQ flat", "eq": "start: fitted EQ curves and faders"}
+_COMPRESSORS_SUFFIX = "+compressors"
+
+
+def start_label(start: str) -> str:
+    """The report's words for a start name of :func:`choose_start` (``flat``/``eq``, ``+compressors``)."""
+    base = start.removesuffix(_COMPRESSORS_SUFFIX)
+    label = _START_LABELS[base]
+    return label + ", compressors from the mix's frame gains" if start != base else label
 
 
 @dataclass
@@ -92,7 +100,7 @@ class ReverseResult:
         lines = [
             (f"aligned: mix offset {self.lag_samples} samples ({self.lag_samples / self.sample_rate * 1000:.1f} ms), "
             f"fit correlation {self.correlation:.3f}"),
-            (f"residual: {self.residual_db_initial:.1f} dB ({_START_LABELS[self.start]}) → {self.residual_db:.1f} dB "
+            (f"residual: {self.residual_db_initial:.1f} dB ({start_label(self.start)}) → {self.residual_db:.1f} dB "
             f"after {self.steps} steps (loss {self.loss_before:.3f} → {self.loss_after:.3f})"),
             f"level: target {self.target_lufs:.1f} LUFS, ceiling {self.ceiling_dbtp:.1f} dBTP",
             f"{'track':<{width}}  gain dB    pan",

@@ -16,6 +16,7 @@ from automix.console.schema import EQ_BANDS, TRACK
 from automix.console.settings import MixSettings
 from automix.refine import stems_tensor
 from automix.reverse.align import fit_columns
+from automix.reverse.dynamics import guess_compressors, with_compressors
 from automix.reverse.fit import REVERSE_WINDOW_S, REVERSE_WINDOWS, excerpt_batch, residual_db
 
 START_SEND_DB = -30.0
@@ -255,6 +256,16 @@ def fit_eq_curves(
     return np.clip(out, TRACK.minimum(), TRACK.maximum()), level.detach().numpy()[pick]
 
 
+def analysis_excerpt(stems: Sequence[np.ndarray], target: np.ndarray, sample_rate: int,
+                     window_s: float = INIT_WINDOW_S) -> tuple[list[np.ndarray], np.ndarray]:
+    """The most active ``window_s`` seconds of the stems and the aligned mix (all of them if shorter)."""
+    n = stems[0].shape[1]
+    window = min(n, int(window_s * sample_rate))
+    start = window_starts_samples(multitrack_activity(list(stems), sample_rate), sample_rate,
+                                  window / sample_rate, 1, n)[0] if window < n else 0
+    return [s[:, start: start + window] for s in stems], target[:, start: start + window]
+
+
 def structured_start(
     flat: MixSettings, stems: Sequence[np.ndarray], target: np.ndarray, sample_rate: int,
     *, window_s: float = INIT_WINDOW_S,
@@ -266,14 +277,9 @@ def structured_start(
     song (the whole song if shorter), EQ curves and faders from :func:`fit_eq_curves`.
     """
     settings = flat.clipped()  # a copy (flat is in range already)
-    n = stems[0].shape[1]
-    window = min(n, int(window_s * sample_rate))
-    start = window_starts_samples(multitrack_activity(list(stems), sample_rate), sample_rate,
-                                  window / sample_rate, 1, n)[0] if window < n else 0
-    clip = [s[:, start: start + window] for s in stems]
+    clip, target_clip = analysis_excerpt(stems, target, sample_rate, window_s)
     is_stereo = np.array([s.shape[0] == 2 for s in stems])
-    response_db, power = track_responses(clip, target[:, start: start + window],
-                                         _unit_pan_matrices(settings, is_stereo))
+    response_db, power = track_responses(clip, target_clip, _unit_pan_matrices(settings, is_stereo))
     rows, level_db = fit_eq_curves(response_db, power, sample_rate)
     settings.track[:, _EQ_COLUMNS] = rows[:, _EQ_COLUMNS]
     settings.track[:, TRACK.index("gain_db")] = level_db
@@ -290,7 +296,9 @@ def choose_start(
     start wins big when the mix was equalised; on a mix without EQ but with a loud reverb, the
     reverb's smearing reads as EQ in the per-bin responses, and the flat start is better. (The
     MRSTFT loss is not the judge: on such a mix it preferred the EQ start, which then fitted worse.)
-    The EQ start must be better by :data:`EQ_START_MARGIN_DB`.
+    The EQ start must be better by :data:`EQ_START_MARGIN_DB`. Then the tracks the mix shows
+    compressed get a compressor (:mod:`automix.reverse.dynamics`; the fit cannot switch one on
+    itself), kept if the waveform residual is no worse with them (name ``"<start>+compressors"``).
 
     Returns:
         ``(settings, name of the chosen start, residual in dB of each start)``.
@@ -317,4 +325,12 @@ def choose_start(
 
     residuals = {name: residual(start) for name, start in starts.items()}
     best = "eq" if residuals["eq"] <= residuals["flat"] - EQ_START_MARGIN_DB else "flat"
+    clip, target_clip = analysis_excerpt(stems, target, sample_rate)
+    guesses = guess_compressors(starts[best], clip, target_clip, sample_rate)
+    if any(guess is not None for guess in guesses):
+        name = f"{best}+compressors"
+        starts[name] = with_compressors(starts[best], guesses)
+        residuals[name] = residual(starts[name])
+        if residuals[name] <= residuals[best]:
+            best = name
     return starts[best], best, residuals
