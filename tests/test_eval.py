@@ -98,6 +98,28 @@ def test_cli_json_and_errors(tmp_path: Path) -> None:
         assert bad.output.startswith("error: ") and bad.output.count("\n") == 1
 
 
+def test_a_target_of_another_length_is_noted_and_a_silent_one_refused(tmp_path: Path) -> None:
+    x = _sine(-20.0, 3.0)
+    mix = _write(tmp_path / "mix.wav", np.stack([x, x]))
+    longer = _write(tmp_path / "longer.wav", np.stack([_sine(-20.0, 4.0)] * 2))
+    result = evaluate_file(mix, target=longer)
+    assert result["target"]["compared_s"] == pytest.approx(3.0, abs=1e-6)
+    assert result["target"]["mrstft"] == pytest.approx(0.0, abs=1e-3)  # the common 3 s are identical
+    assert result["notes"] == ["the mix is 3.00 s long and the target 4.00 s: compared over the first 3.00 s"]
+    assert "notes" not in evaluate_file(mix, target=mix)
+
+    runner = CliRunner()
+    noted = runner.invoke(_app(), ["eval", str(mix), "--target", str(longer), "--json"])
+    assert noted.exit_code == 0 and json.loads(noted.stdout)["target"]["compared_s"] == pytest.approx(3.0)
+    assert noted.stderr.startswith("note: the mix is 3.00 s long and the target 4.00 s")
+
+    silent = _write(tmp_path / "silent.wav", np.zeros((2, RATE), np.float32))
+    with pytest.raises(AutomixError, match="silent"):
+        evaluate_file(mix, target=silent)
+    bad = runner.invoke(_app(), ["eval", str(mix), "--target", str(silent)])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
+
+
 # --------------------------------------------------------------------------------------
 # A dataset
 # --------------------------------------------------------------------------------------

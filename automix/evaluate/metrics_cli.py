@@ -116,6 +116,8 @@ def eval_command(
         if out is not None or refs is not None:
             raise AutomixError("--out and --refs go with --dataset; for one mix use --ref/--target")
         result = run.evaluate_file(mix, ref=ref, target=target)
+        for note in result.get("notes", []):
+            log(f"note: {note}")
         if json_out:
             sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         else:

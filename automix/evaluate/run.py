@@ -106,6 +106,10 @@ def _load_at(path: Path, sample_rate: int, what: str) -> np.ndarray:
     return resample(audio, rate, sample_rate)
 
 
+LENGTH_NOTE_S = 0.05
+"""A mix and a target differing in length by more than this get a note (a tail of a few ms is rounding)."""
+
+
 def evaluate_file(mix: str | Path, ref: str | Path | None = None, target: str | Path | None = None
                   ) -> dict[str, Any]:
     """Measure one mix; with ``ref``, its AF loss to a reference; with ``target``, MRSTFTs to a target.
@@ -116,10 +120,11 @@ def evaluate_file(mix: str | Path, ref: str | Path | None = None, target: str | 
     Returns:
         ``{"mix", "sample_rate", "duration_s", <mix_report keys>, "bark_band_hz",
         "reference": {"path", "af_loss", "af_<term>"…}?, "target": {"path", "sum_diff_mrstft",
-        "mrstft"}?}``.
+        "mrstft", "compared_s"}?, "notes"?}``; ``notes`` says when the mix and the target differ in length.
 
     Raises:
         AudioLoadError: a file is missing, unreadable, has NaNs or more than two channels.
+        AutomixError: the target is silent.
     """
     from automix.train.losses import bark_band_centres_hz
 
@@ -133,7 +138,14 @@ def evaluate_file(mix: str | Path, ref: str | Path | None = None, target: str | 
         result["reference"] = {"path": str(ref), **compare_to_reference(audio, reference, rate)}
     if target is not None:
         target_audio = _load_at(Path(target), rate, "target")
+        if not np.any(target_audio):
+            raise AutomixError(f"target {target}: the file is silent; there is no mix to compare with")
         result["target"] = {"path": str(target), **compare_to_target(audio, target_audio, rate)}
+        mix_s, target_s = audio.shape[1] / rate, target_audio.shape[1] / rate
+        result["target"]["compared_s"] = min(mix_s, target_s)
+        if abs(mix_s - target_s) > LENGTH_NOTE_S:
+            result["notes"] = [f"the mix is {mix_s:.2f} s long and the target {target_s:.2f} s: compared over "
+                               f"the first {min(mix_s, target_s):.2f} s"]
     return result
 
 
