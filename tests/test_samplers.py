@@ -164,3 +164,10 @@ def test_method2_pairs_stems_with_a_reference(songs, tmp_path):
     item = ds[0]
     assert item["reference"].shape == (2, int(EXCERPT_S * RATE) // 2)
     assert item["stems"].shape[-1] == int(EXCERPT_S * RATE) // 2
+
+
+def test_a_reference_shorter_than_an_excerpt_is_refused_with_its_length(tmp_path):
+    short = (0.1 * np.random.default_rng(1).standard_normal((FILE_RATE // 2, 2))).astype(np.float32)
+    sf.write(tmp_path / "short.flac", short, FILE_RATE, subtype="PCM_24")
+    with pytest.raises(samplers.TooShortError, match=r"short.flac: 0.5 s, shorter than one"):
+        samplers.cache_reference(tmp_path / "short.flac", tmp_path / "cache", RATE, EXCERPT_S, 2)

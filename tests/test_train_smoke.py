@@ -90,6 +90,24 @@ def test_resume_without_state_is_an_error(smoke_config):
         run(smoke_config("none"), resume=True, progress=False, log=lambda m: None)
 
 
+def test_songs_shorter_than_an_excerpt_are_skipped_with_a_note(smoke_config):
+    """The smoke songs are 3 s: with 2.5 s excerpts they train; with 4 s excerpts they are all too short
+    (their padding would be silence to learn from), and the error names the longest."""
+    from automix.train.loop import make_dataset
+
+    notes: list[str] = []
+    fits = smoke_config("fits")
+    fits.data.excerpt_s = 2.5
+    assert len(make_dataset(fits, "train", 0, 4, notes.append)) == 4 and notes == []
+
+    too_long = smoke_config("too_long")
+    too_long.data.excerpt_s = 4.0
+    with pytest.raises(AutomixError, match=r"no usable songs in split 'train' \(the longest is 3\.0 s"):
+        make_dataset(too_long, "train", 0, 4, notes.append)
+    assert notes == [("note: train: skipped 3 songs shorter than one 4 s excerpt "
+                      "(e.g. song_train_0: 3.0 s, shorter than one 4 s excerpt)")]
+
+
 def test_unknown_config_key_is_an_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("batch_size: 2", "batch_sise: 2"))

@@ -111,11 +111,29 @@ def _to_stereo_rows(audio: np.ndarray) -> np.ndarray:
     return out
 
 
+class TooShortError(AutomixError):
+    """A song or reference shorter than one training excerpt (it would be padded with silence)."""
+
+    def __init__(self, name: str, seconds: float, excerpt_s: float) -> None:
+        super().__init__(f"{name}: {seconds:.1f} s, shorter than one {excerpt_s:g} s excerpt")
+        self.seconds = seconds
+
+
+def _check_length(name: str, samples: int, sample_rate: int, excerpt_s: float) -> None:
+    if samples < round(excerpt_s * sample_rate):
+        raise TooShortError(name, samples / sample_rate, excerpt_s)
+
+
 def cache_song(
     name: str, stem_paths: list[Path], mix_path: Path | None, cache_dir: Path,
     sample_rate: int, excerpt_s: float, excerpts_per_song: int,
 ) -> CachedSong:
-    """Prepare (or reuse) the cache of one song; see the module docstring."""
+    """Prepare (or reuse) the cache of one song; see the module docstring.
+
+    Raises:
+        TooShortError: the song is shorter than one excerpt (training on its padding would teach
+            the model silence).
+    """
     if not stem_paths:
         raise AutomixError(f"{name}: no stems")
     folder = Path(cache_dir) / f"{sample_rate}hz_{excerpt_s:g}s_{excerpts_per_song}x"
@@ -135,6 +153,7 @@ def cache_song(
                                     TRACK.spec("trim_db").maximum))
             audio.append((x * 10 ** (trim_db / 20.0)).astype(np.float32))
             is_stereo.append(x.shape[0] == 2)
+        _check_length(name, max(x.shape[1] for x in audio), sample_rate, excerpt_s)
         windows, starts = multitrack_windows(audio, sample_rate, excerpt_s, excerpts_per_song)
         stems = np.stack([np.stack([_to_stereo_rows(s) for s in w]) for w in windows])
         half = stems.shape[-1] // 2
@@ -164,7 +183,11 @@ def cache_song(
 
 def cache_reference(path: Path, cache_dir: Path, sample_rate: int, excerpt_s: float, count: int) -> Path:
     """The ``count`` loudest excerpts of a reference song, ``(count, 2, samples)`` float16 ``.npy``,
-    normalised to :data:`REFERENCE_LUFS` (measured on the whole song)."""
+    normalised to :data:`REFERENCE_LUFS` (measured on the whole song).
+
+    Raises:
+        TooShortError: the reference is shorter than one excerpt.
+    """
     folder = Path(cache_dir) / f"refs_{sample_rate}hz_{excerpt_s:g}s_{count}x"
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{Path(path).stem}-{_key(path)}.npy"
@@ -172,6 +195,7 @@ def cache_reference(path: Path, cache_dir: Path, sample_rate: int, excerpt_s: fl
         x, sr = load_audio(path)
         x = resample(x, sr, sample_rate)
         x = _to_stereo_rows(x) if x.shape[0] == 2 else np.repeat(x, 2, axis=0)
+        _check_length(Path(path).name, x.shape[1], sample_rate, excerpt_s)
         gain_db = float(np.clip(REFERENCE_LUFS - integrated_lufs(x, sample_rate), -40.0, 40.0))
         windows, _ = signal_windows(x * 10 ** (gain_db / 20.0), sample_rate, excerpt_s, count)
         _save_npy(out, np.stack(windows).astype(np.float16))

@@ -144,8 +144,8 @@ def evaluate_file(mix: str | Path, ref: str | Path | None = None, target: str | 
         mix_s, target_s = audio.shape[1] / rate, target_audio.shape[1] / rate
         result["target"]["compared_s"] = min(mix_s, target_s)
         if abs(mix_s - target_s) > LENGTH_NOTE_S:
-            result["notes"] = [f"the mix is {mix_s:.2f} s long and the target {target_s:.2f} s: compared over "
-                               f"the first {min(mix_s, target_s):.2f} s"]
+            result["notes"] = [(f"the mix is {mix_s:.2f} s long and the target {target_s:.2f} s: compared over "
+                                f"the first {min(mix_s, target_s):.2f} s")]
     return result
 
 

@@ -64,25 +64,47 @@ def _cached_songs(cfg: TrainConfig, split: str, log: Log) -> list[samplers.Cache
     if d.max_songs is not None:
         songs = songs[: d.max_songs]
     need_mix = d.method == "supervised"
-    cached = []
+    cached, too_short = [], []
     t0 = time.time()
     for i, (name, stems, mix) in enumerate(songs):
         if need_mix and mix is None:
             continue
-        cached.append(samplers.cache_song(name, stems, mix if need_mix else None, Path(d.cache_dir),
-                                          d.sample_rate_hz, d.excerpt_s, d.excerpts_per_song))
+        try:
+            cached.append(samplers.cache_song(name, stems, mix if need_mix else None, Path(d.cache_dir),
+                                              d.sample_rate_hz, d.excerpt_s, d.excerpts_per_song))
+        except samplers.TooShortError as e:
+            too_short.append(e)
         if (i + 1) % 25 == 0:
             log(f"cache {split}: {i + 1}/{len(songs)} songs ({time.time() - t0:.0f} s)")
+    _note_too_short(too_short, "songs", split, d.excerpt_s, log)
     if not cached:
-        raise AutomixError(f"{d.songs_root}: no usable songs in split {split!r}")
+        longest = f" (the longest is {max(e.seconds for e in too_short):.1f} s; lower data.excerpt_s)" if too_short else ""
+        raise AutomixError(f"{d.songs_root}: no usable songs in split {split!r}{longest}")
     return cached
 
 
-def _references(cfg: TrainConfig, split: str) -> list[Path]:
+def _references(cfg: TrainConfig, split: str, log: Log) -> list[Path]:
     d = cfg.data
-    paths = samplers.find_references(Path(d.refs_root), split)
-    return [samplers.cache_reference(p, Path(d.cache_dir), d.sample_rate_hz, d.excerpt_s,
-                                     d.excerpts_per_song) for p in paths]
+    paths, too_short = [], []
+    for p in samplers.find_references(Path(d.refs_root), split):
+        try:
+            paths.append(samplers.cache_reference(p, Path(d.cache_dir), d.sample_rate_hz, d.excerpt_s,
+                                                  d.excerpts_per_song))
+        except samplers.TooShortError as e:
+            too_short.append(e)
+    _note_too_short(too_short, "references", split, d.excerpt_s, log)
+    if not paths:
+        longest = max(e.seconds for e in too_short)
+        raise AutomixError(f"{Path(d.refs_root) / split}: no reference is as long as one {d.excerpt_s:g} s excerpt "
+                           f"(the longest is {longest:.1f} s); lower data.excerpt_s")
+    return paths
+
+
+def _note_too_short(errors: list[samplers.TooShortError], what: str, split: str, excerpt_s: float, log: Log) -> None:
+    """One note for the skipped files: training on their padding would teach the model silence."""
+    if errors:
+        example = str(errors[0]) if len(errors) == 1 else f"e.g. {errors[0]}"
+        log(f"note: {split}: skipped {len(errors)} {what} shorter than one {excerpt_s:g} s excerpt ({example})")
 
 
 def make_dataset(cfg: TrainConfig, split: str, seed: int, length: int, log: Log) -> Dataset:
@@ -91,7 +113,7 @@ def make_dataset(cfg: TrainConfig, split: str, seed: int, length: int, log: Log)
     if m == "1":
         return samplers.Method1Dataset(songs, sr, seed, length, cfg.data.max_tracks)
     if m == "2":
-        return samplers.Method2Dataset(songs, _references(cfg, split), sr, seed, length, cfg.data.max_tracks)
+        return samplers.Method2Dataset(songs, _references(cfg, split, log), sr, seed, length, cfg.data.max_tracks)
     return samplers.SupervisedDataset(songs, sr, seed, length, cfg.data.max_tracks)
 
 
