@@ -39,13 +39,16 @@ second. Whether a compressor can be seen at all: each compressed track rendered 
 truth, and with its compressor bypassed and the best single gain (least squares on the samples);
 the *plain-gain residual* of that fit (dB) and its gain (the *plain-gain offset*, dB). A plain gain
 that explains the track to below the bar's −20 dB residual moves the fader by the offset without
-the mix showing it. ``--rescore`` recomputes the scores of an earlier run from its ``fit.json`` files.
+the mix showing it. ``--rescore`` recomputes the scores of an earlier run from its ``fit.json`` files;
+``--oracle-compressors`` starts ``reverse`` from the true track compressors and faders (everything
+else as ``reverse`` starts it), an upper bound on what finding the compressors can give.
 Results go to ``OUT/results.json`` and a markdown table to ``OUT/table.md`` (and ``--table``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -274,8 +277,41 @@ def rescore_case(case: Case, out: Path, previous: dict) -> SongScore:
                  previous.get("start", "?"))
 
 
-def run_case(case: Case, out: Path, steps: int) -> SongScore:
-    """Write the case's stems and mix under ``out/<song>``, run ``reverse`` on them and score it."""
+ORACLE_COLUMNS = ("compressor.threshold_db", "compressor.ratio", "compressor.attack_ms", "compressor.release_ms",
+                  "compressor.knee_db")
+
+
+def oracle_compressors(case: Case):
+    """A context in which ``reverse`` starts from the true track compressors and effective faders (an
+    upper bound on what finding compressors can give; EQ, pans, sends and the master as ``reverse``
+    starts them)."""
+    from automix.reverse import command
+
+    original = command.choose_start
+
+    def start_with_truth(*args, **kwargs):
+        settings, name, residuals = original(*args, **kwargs)
+        for column in ORACLE_COLUMNS:
+            settings.track[:, TRACK.index(column)] = case.truth.track[:, TRACK.index(column)]
+        settings.track[:, TRACK.index("gain_db")] = (case.truth.track[:, TRACK.index("gain_db")]
+                                                     + case.truth.track[:, TRACK.index("compressor.makeup_db")]
+                                                     + master_output_db(case.truth) - master_output_db(settings))
+        return settings, name + "+oracle", residuals
+
+    @contextlib.contextmanager
+    def patched():
+        command.choose_start = start_with_truth
+        try:
+            yield
+        finally:
+            command.choose_start = original
+
+    return patched()
+
+
+def run_case(case: Case, out: Path, steps: int, oracle: bool = False) -> SongScore:
+    """Write the case's stems and mix under ``out/<song>``, run ``reverse`` on them and score it
+    (``oracle``: from the true compressors and faders, see :func:`oracle_compressors`)."""
     from automix.reverse import reverse
 
     folder = out / case.song
@@ -286,7 +322,8 @@ def run_case(case: Case, out: Path, steps: int) -> SongScore:
     mix_file = folder / "mix.wav"
     sf.write(str(mix_file), case.mix.T, SAMPLE_RATE, subtype="FLOAT")
     started = time.perf_counter()
-    result = reverse(stems_dir, mix_file, folder / "fit.json", steps=steps, force=True)
+    with oracle_compressors(case) if oracle else contextlib.nullcontext():
+        result = reverse(stems_dir, mix_file, folder / "fit.json", steps=steps, force=True)
     seconds = time.perf_counter() - started
     return score(case, load_params(folder / "fit.json"), result.residual_db_initial, result.residual_db, seconds,
                  result.start)
@@ -368,12 +405,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_reverse"))
     parser.add_argument("--table", type=Path, default=None, help="also write the markdown table here")
     parser.add_argument("--rescore", action="store_true", help="score the fit.json files of an earlier run again")
+    parser.add_argument("--oracle-compressors", action="store_true",
+                        help="start from the true track compressors and faders (an upper bound; results in OUT/<condition>-oracle)")
     args = parser.parse_args(argv)
 
     from automix.reverse import DEFAULT_REVERSE_STEPS
 
     steps = DEFAULT_REVERSE_STEPS if args.steps is None else args.steps
-    out = args.out / args.condition
+    out = args.out / (args.condition + ("-oracle" if args.oracle_compressors else ""))
     out.mkdir(parents=True, exist_ok=True)
     only = {s for s in args.only.split(",") if s}
     previous = {}
@@ -389,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
         index += 1
         if case is None:
             continue
-        row = rescore_case(case, out, previous[song]) if args.rescore else run_case(case, out, steps)
+        row = rescore_case(case, out, previous[song]) if args.rescore else run_case(case, out, steps, args.oracle_compressors)
         rows.append(row)
         print(json.dumps(asdict(row)), flush=True)
     if not rows:
