@@ -16,34 +16,33 @@ mix, which tracks to give a compressor:
    them follow the track's own level. For each track whose gains vary, a grid of compressors
    (threshold relative to the track's level, ratio, attack/release; the console's detector,
    static curve and ballistics at full rate) predicts the frame gains up to a constant, which is
-   the fader change. The best candidate is taken if it explains at least
+   the fader change; the best is refined by a coordinate search and taken if it explains at least
    :data:`MIN_EXPLAINED` of the weighted variance of the frame gains.
 
-Measured on the held-out benchmark (docs/style-transfer.md): on the 6 full-console songs it
-switched on the compressors taking 2.4–9 dB off a track and none on uncompressed tracks;
-compressors a plain gain explains (a sustained bass at ratio 1.6) stay invisible to it, as to
-any fit.
+Compressors a plain gain explains (a sustained bass at ratio 1.6, a long release on a steady
+part) stay invisible to this, as to any fit. Measured numbers: docs/style-transfer.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from automix.console.biquad import eq_sos
-from automix.console.compressor import BlockCompressor, detector_power, smoothed_gain
+from automix.console.compressor import detector_power, smoothed_gain, static_gain_db
 from automix.console.design import pan_matrix
-from automix.console.schema import TRACK
+from automix.console.schema import TRACK, db_to_amplitude
 from automix.console.settings import MixSettings
 from automix.console.torch_console import apply_eq
 
-FRAME_FFT = 2048
-FRAME_HOP = 512
-"""STFT of the frame gains: 46 ms frames every 11.6 ms at 44.1 kHz, short enough to follow a
-compressor's attack on a drum hit at the frame scale."""
+FRAME_S = 0.046
+"""STFT frame of the frame gains (rounded to a power of two in samples, hop a quarter of it): 2048
+samples at 44.1 kHz, short enough to follow a compressor on a drum hit at the frame scale, long
+enough that a kick, a bass and a pad have distinct spectra within one frame."""
 
 THRESHOLDS_BELOW_LEVEL_DB = (24.0, 20.0, 16.0, 12.0, 8.0, 4.0, 0.0)
 """Candidate thresholds, dB under the track's energy-weighted detector level."""
@@ -54,14 +53,23 @@ KNEE_DB = 6.0
 
 MIN_EXPLAINED = 0.6
 """Share of the frame gains' weighted variance a compressor must explain to be switched on.
-On the benchmark songs compressed tracks scored 0.68–0.97, uncompressed ones at most 0.50
+On the benchmark songs compressed tracks scored 0.69–0.97, uncompressed ones at most 0.50
 (a cymbal track whose frame gains wander with the reverb)."""
+
+REFINE_FROM = 0.4
+"""Grid compressors explaining less than this share are not refined (refining adds little)."""
+
+REFINE_ROUNDS = 3
+"""Rounds of the coordinate search that refines the best grid compressor (steps halve each round)."""
 
 MIN_SPREAD_DB2 = 0.25
 """Frame gains varying less than this (weighted variance, dB², i.e. ±0.5 dB) need no search."""
 
 ACTIVE_FLOOR_DB = -40.0
 """Frames this far under the track's loudest frame carry no weight."""
+
+Setting = tuple[float, float, float, float, float]
+"""``(threshold_db, ratio, knee_db, attack_ms, release_ms)`` of one candidate compressor."""
 
 
 @dataclass(frozen=True)
@@ -83,33 +91,71 @@ class CompressorGuess:
     explained: float
 
 
+@dataclass(frozen=True)
+class Frames:
+    """STFT framing of the frame gains at one sample rate: ``n_fft`` and ``hop`` in samples."""
+
+    n_fft: int
+    hop: int
+
+    @classmethod
+    def at(cls, sample_rate: int) -> Frames:
+        n_fft = 2 ** round(math.log2(FRAME_S * sample_rate))
+        return cls(n_fft, n_fft // 4)
+
+    def count(self, samples: int) -> int:
+        """Frames of ``torch.stft(center=True)`` over ``samples``."""
+        return 1 + samples // self.hop
+
+    def block_weights(self) -> np.ndarray:
+        """Mean squared Hann window over each quarter of a frame, ``(4,)``: a frame's power is
+        these weights times the power of the four hop-long blocks it covers."""
+        return (torch.hann_window(self.n_fft).double().numpy() ** 2).reshape(4, self.hop).mean(axis=1)
+
+    def stft(self, audio: np.ndarray) -> torch.Tensor:
+        """``(C, n)`` → ``(C, bins, frames)`` complex64, Hann window, frames centred on ``t·hop``."""
+        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+        return torch.stft(x, self.n_fft, self.hop, window=torch.hann_window(self.n_fft), return_complex=True)
+
+    def power(self, energy: np.ndarray, frames: int) -> np.ndarray:
+        """Hann²-weighted sum of per-sample ``energy`` ``(n,)`` in each frame → ``(frames,)``.
+
+        Frame ``t`` covers the four blocks of ``hop`` samples from ``(t − 2)·hop``; samples outside
+        the signal count as 0 (``torch.stft`` reflects them instead, which only the edge frames see).
+        """
+        blocks = np.zeros((frames + 3) * self.hop)
+        n = min(energy.shape[0], (frames + 1) * self.hop)
+        blocks[2 * self.hop: 2 * self.hop + n] = energy[:n]
+        sums = blocks.reshape(frames + 3, self.hop).sum(axis=1)
+        weights = self.block_weights()
+        return sum(weights[i] * sums[i: i + frames] for i in range(4))
+
+
 def post_eq(stem: np.ndarray, track_row: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The stem after trim and EQ of ``track_row`` (what the compressor's detector sees), float64."""
+    """The stem ``(C, n)`` after trim and EQ of ``track_row`` (what the compressor's detector sees),
+    ``(C, n)`` float64."""
     x = torch.from_numpy(np.ascontiguousarray(stem, dtype=np.float32))[None]
     row = torch.from_numpy(np.asarray(track_row, dtype=np.float32)[None])
     trim = torch.tensor([10.0 ** (float(track_row[TRACK.index("trim_db")]) / 20.0)], dtype=torch.float32)
     return apply_eq(x, eq_sos(row, TRACK, sample_rate), sample_rate, trim)[0].numpy().astype(np.float64)
 
 
-def _stft(audio: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-    return torch.stft(x, FRAME_FFT, FRAME_HOP, window=torch.hann_window(FRAME_FFT), return_complex=True)
-
-
-def frame_gains(tracks: Sequence[np.ndarray], target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def frame_gains(tracks: Sequence[np.ndarray], target: np.ndarray, frames: Frames) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the complex gain of every track in ``target`` by joint least squares over bins.
 
     Args:
         tracks: ``K`` modelled tracks, ``(2, n)`` each (after pan).
         target: ``(2, n)`` mix.
+        frames: the STFT framing.
 
     Returns:
-        ``(gains (frames, K) complex, variance (frames, K))``: ``variance`` is ``(G⁻¹)ₖₖ``, the
-        estimate's variance per unit noise power.
+        ``(gains (F, K) complex, variance (F, K))``: ``variance`` is ``(G⁻¹)ₖₖ``, the estimate's
+        variance per unit noise power.
     """
-    spectra = torch.stack([_stft(t) for t in tracks], dim=-1)  # (2, bins, frames, K)
+    spectra = torch.stack([frames.stft(t) for t in tracks], dim=-1)  # (2, bins, F, K)
     columns = spectra.permute(2, 0, 1, 3).reshape(spectra.shape[2], -1, len(tracks))
-    mix = _stft(target).permute(2, 0, 1).reshape(columns.shape[0], -1, 1)
+    del spectra
+    mix = frames.stft(target).permute(2, 0, 1).reshape(columns.shape[0], -1, 1)
     normal = columns.mH @ columns
     ridge = 1e-6 * normal.diagonal(dim1=-2, dim2=-1).real.mean(-1).clamp_min(1e-20)
     normal = normal + ridge[:, None, None] * torch.eye(len(tracks))
@@ -118,99 +164,105 @@ def frame_gains(tracks: Sequence[np.ndarray], target: np.ndarray) -> tuple[np.nd
     return gains.numpy(), variance.numpy()
 
 
-def frame_energy(energy: np.ndarray, frames: int) -> np.ndarray:
-    """Sum of per-sample ``energy`` over ``2·FRAME_HOP`` samples centred on each STFT frame."""
-    n = energy.shape[0]
-    padded = np.zeros(frames * FRAME_HOP + 2 * FRAME_HOP)
-    padded[FRAME_HOP: FRAME_HOP + n] = energy[: frames * FRAME_HOP + FRAME_HOP]
-    cumulative = np.concatenate([[0.0], np.cumsum(padded)])
-    first = np.arange(frames) * FRAME_HOP
-    return cumulative[first + 2 * FRAME_HOP] - cumulative[first]
-
-
 def fit_compressor(audio: np.ndarray, gains_db: np.ndarray, weights: np.ndarray,
                    sample_rate: int) -> CompressorGuess | None:
-    """The grid compressor that best explains one track's frame gains, or None.
+    """The compressor that best explains one track's frame gains, or None.
 
     Args:
         audio: ``(C, n)`` the track after trim and EQ (:func:`post_eq`).
-        gains_db: ``(frames,)`` the track's frame gains in dB.
-        weights: ``(frames,)`` reliability of each frame gain, ≥ 0.
+        gains_db: ``(F,)`` the track's frame gains in dB (``F = Frames.at(sample_rate).count(n)``).
+        weights: ``(F,)`` reliability of each frame gain, ≥ 0.
         sample_rate: Hz.
     """
-    frames = gains_db.shape[0]
+    frames = Frames.at(sample_rate)
+    count = gains_db.shape[0]
     energy = np.sum(audio**2, axis=0)
-    per_frame = frame_energy(energy, frames)
-    weights = np.where(per_frame > per_frame.max() * 10.0 ** (ACTIVE_FLOOR_DB / 10.0), weights, 0.0)
+    frame_power = frames.power(energy, count)
+    weights = np.where(frame_power > frame_power.max() * 10.0 ** (ACTIVE_FLOOR_DB / 10.0), weights, 0.0)
     if weights.sum() <= 0.0:
         return None
     weights = weights / weights.sum()
-    flat_db = float(np.sum(weights * gains_db))
-    spread = float(np.sum(weights * (gains_db - flat_db) ** 2))
-    if spread < MIN_SPREAD_DB2:
+    spread_db2 = float(np.sum(weights * (gains_db - np.sum(weights * gains_db)) ** 2))
+    if spread_db2 < MIN_SPREAD_DB2:
         return None
     power = detector_power(audio, sample_rate)
-    level_db = 10.0 * np.log10(float(np.sum(power * energy) / max(float(energy.sum()), 1e-30)))
-    static_cache: dict[tuple[float, float, float], np.ndarray] = {}
+    level_db = 10.0 * np.log10(float(np.sum(power * energy)) / max(float(energy.sum()), 1e-30))
+    score = _frame_gain_score(10.0 * np.log10(power), energy, frame_power, gains_db, weights, frames, sample_rate)
 
-    def score(setting: tuple[float, float, float, float, float]) -> tuple[float, float]:
-        """``(weighted residual dB², fader change dB)`` of one ``(threshold, ratio, knee, attack, release)``."""
-        threshold_db, ratio, knee_db, attack_ms, release_ms = setting
-        key = (threshold_db, ratio, knee_db)
-        if key not in static_cache:
-            curve = BlockCompressor({"threshold_db": threshold_db, "ratio": ratio, "attack_ms": 10.0,
-                                     "release_ms": 100.0, "knee_db": knee_db, "makeup_db": 0.0}, sample_rate)
-            static_cache[key] = curve.target_from_power(power.copy())
-        gain = smoothed_gain(static_cache[key], attack_ms, release_ms, sample_rate)
-        model_db = 10.0 * np.log10(np.maximum(frame_energy(energy * gain**2, frames), 1e-30)
-                                   / np.maximum(per_frame, 1e-30))
-        offset = float(np.sum(weights * (gains_db - model_db)))
-        return float(np.sum(weights * (gains_db - model_db - offset) ** 2)), offset
-
-    grid = [(level_db - below, ratio, KNEE_DB, attack_ms, release_ms)
-            for below in THRESHOLDS_BELOW_LEVEL_DB for ratio in RATIOS for attack_ms, release_ms in ATTACK_RELEASE_MS]
+    threshold = TRACK.spec("compressor.threshold_db")
+    thresholds = sorted({float(np.clip(level_db - below, threshold.minimum, threshold.maximum))
+                         for below in THRESHOLDS_BELOW_LEVEL_DB})
+    grid: list[Setting] = [(t, ratio, KNEE_DB, attack_ms, release_ms) for t in thresholds for ratio in RATIOS
+                           for attack_ms, release_ms in ATTACK_RELEASE_MS]
     scores = [score(setting) for setting in grid]
-    best_index = int(np.argmin([residual for residual, _ in scores]))
-    if 1.0 - scores[best_index][0] / spread < REFINE_FROM:
+    best = int(np.argmin([residual for residual, _ in scores]))
+    if 1.0 - scores[best][0] / spread_db2 < REFINE_FROM:
         return None
-    setting, (residual, offset) = _refine(score, grid[best_index], scores[best_index])
-    explained = 1.0 - residual / spread
+    setting, (residual_db2, fader_change_db) = _refine(score, grid[best], scores[best])
+    explained = 1.0 - residual_db2 / spread_db2
     if explained < MIN_EXPLAINED:
         return None
     threshold_db, ratio, knee_db, attack_ms, release_ms = setting
-    return CompressorGuess(threshold_db, ratio, attack_ms, release_ms, knee_db, offset, explained)
+    return CompressorGuess(threshold_db, ratio, attack_ms, release_ms, knee_db, fader_change_db, explained)
 
 
-REFINE_ROUNDS = 3
-"""Rounds of the coordinate search that refines the best grid compressor."""
-
-REFINE_FROM = 0.4
-"""Grid compressors explaining less than this share are not refined (refining rarely adds 0.2)."""
+Score = Callable[[Setting], tuple[float, float]]
+"""A candidate → ``(weighted residual of the frame gains, dB², fader change, dB)``."""
 
 
-def _refine(score, setting: tuple[float, ...], scored: tuple[float, float]):
-    """Coordinate search from a grid point: each setting in turn moved by its step (threshold ±2 dB,
-    ratio ×/÷1.25, knee ±3 dB, attack and release ×/÷1.6) while that lowers the residual; steps halve
-    each round. Returns ``(setting, (residual, fader change))``."""
-    spec = {name: TRACK.spec(f"compressor.{name}") for name in ("threshold_db", "ratio", "knee_db", "attack_ms",
-                                                               "release_ms")}
-    limits = [(spec[name].minimum, spec[name].maximum) for name in spec]
-    steps = [("add", 2.0), ("mul", 1.25), ("add", 3.0), ("mul", 1.6), ("mul", 1.6)]
-    best, best_score = tuple(setting), scored
+def _frame_gain_score(detector_db: np.ndarray, energy: np.ndarray, frame_power: np.ndarray, gains_db: np.ndarray,
+                      weights: np.ndarray, frames: Frames, sample_rate: int) -> Score:
+    """How well each candidate compressor predicts the frame gains (up to the fader change).
+
+    ``detector_db`` ``(n,)`` is the track's detector level, ``energy`` ``(n,)`` its per-sample power,
+    ``frame_power`` ``(F,)`` that power per frame, ``gains_db`` and ``weights`` ``(F,)`` as in
+    :func:`fit_compressor`.
+    """
+    last_curve: dict[tuple[float, float, float], np.ndarray] = {}  # the static curve of the latest candidate
+
+    def score(setting: Setting) -> tuple[float, float]:
+        threshold_db, ratio, knee_db, attack_ms, release_ms = setting
+        key = (threshold_db, ratio, knee_db)
+        if key not in last_curve:
+            last_curve.clear()
+            last_curve[key] = db_to_amplitude(static_gain_db(detector_db, threshold_db, ratio, knee_db))
+        gain = smoothed_gain(last_curve[key], attack_ms, release_ms, sample_rate)
+        model_db = 10.0 * np.log10(np.maximum(frames.power(energy * gain**2, gains_db.shape[0]), 1e-30)
+                                   / np.maximum(frame_power, 1e-30))
+        fader_change_db = float(np.sum(weights * (gains_db - model_db)))
+        return float(np.sum(weights * (gains_db - model_db - fader_change_db) ** 2)), fader_change_db
+
+    return score
+
+
+_REFINE_STEPS = (("add", 2.0), ("mul", 1.25), ("add", 3.0), ("mul", 1.6), ("mul", 1.6))
+"""Coordinate steps of :func:`_refine` in :data:`Setting` order: threshold ±2 dB, ratio ×/÷1.25,
+knee ±3 dB, attack and release ×/÷1.6."""
+
+
+def _refine(score: Score, setting: Setting, scored: tuple[float, float]) -> tuple[Setting, tuple[float, float]]:
+    """Coordinate search from a grid point: each setting moved by its step while that lowers the
+    residual (within the schema ranges, ratio above 1), steps halving each round."""
+    names = ("threshold_db", "ratio", "knee_db", "attack_ms", "release_ms")
+    limits = [(TRACK.spec(f"compressor.{n}").minimum, TRACK.spec(f"compressor.{n}").maximum) for n in names]
+    best, best_score = setting, scored
     for round_index in range(REFINE_ROUNDS):
-        for i, (kind, step) in enumerate(steps):
+        for i, (kind, step) in enumerate(_REFINE_STEPS):
             size = step / 2**round_index if kind == "add" else step ** (1.0 / 2**round_index)
             for direction in (1, -1):
+                moved = False
                 while True:
                     value = best[i] + direction * size if kind == "add" else best[i] * size**direction
                     value = float(np.clip(value, *limits[i]))
                     if value == best[i] or (i == 1 and value <= 1.0):
                         break
-                    candidate = (*best[:i], value, *best[i + 1:])
+                    candidate: Setting = (*best[:i], value, *best[i + 1:])  # type: ignore[assignment]
                     candidate_score = score(candidate)
                     if candidate_score[0] >= best_score[0]:
                         break
-                    best, best_score = candidate, candidate_score
+                    best, best_score, moved = candidate, candidate_score, True
+                if moved:
+                    break  # this direction helped: the other one cannot
     return best, best_score
 
 
@@ -223,11 +275,14 @@ def guess_compressors(settings: MixSettings, stems: Sequence[np.ndarray], target
         stems: ``(C, n)`` each; target: the aligned ``(2, n)`` mix (same excerpt).
         sample_rate: Hz.
     """
+    frames = Frames.at(sample_rate)
+    if stems[0].shape[1] < frames.n_fft:  # not one whole frame
+        return [None] * len(stems)
     is_stereo = np.array([s.shape[0] == 2 for s in stems])
     matrices = pan_matrix(np.asarray(settings.track, dtype=np.float64), is_stereo)
     processed = [post_eq(stem, settings.track[k], sample_rate) for k, stem in enumerate(stems)]
     tracks = [matrices[k][:, : a.shape[0]] @ a for k, a in enumerate(processed)]
-    gains, variance = frame_gains(tracks, target)
+    gains, variance = frame_gains(tracks, target, frames)
     magnitude = np.abs(gains)
     reliability = np.where(magnitude > 1e-4, magnitude**2 / np.maximum(variance, 1e-30), 0.0)
     gains_db = 20.0 * np.log10(np.maximum(magnitude, 1e-6))
@@ -235,12 +290,16 @@ def guess_compressors(settings: MixSettings, stems: Sequence[np.ndarray], target
 
 
 def with_compressors(settings: MixSettings, guesses: Sequence[CompressorGuess | None]) -> MixSettings:
-    """``settings`` with each guessed compressor switched on and its fader raised to keep the level."""
+    """``settings`` with each guessed compressor switched on and its level kept: the fader is raised
+    by the guess's change, and what the fader's range cannot take goes to the make-up gain."""
     out = settings.clipped()
+    fader = TRACK.spec("gain_db")
     for k, guess in enumerate(guesses):
         if guess is None:
             continue
         for name in ("threshold_db", "ratio", "attack_ms", "release_ms", "knee_db"):
-            out.track[k, TRACK.index(f"compressor.{name}")] = getattr(guess, name)
-        out.track[k, TRACK.index("gain_db")] += guess.fader_change_db
+            out.track[k, TRACK.index(f"compressor.{name}")] = float(getattr(guess, name))
+        wanted = out.track[k, TRACK.index("gain_db")] + guess.fader_change_db
+        out.track[k, TRACK.index("gain_db")] = float(np.clip(wanted, fader.minimum, fader.maximum))
+        out.track[k, TRACK.index("compressor.makeup_db")] += wanted - out.track[k, TRACK.index("gain_db")]
     return out.clipped()
