@@ -7,8 +7,8 @@ import pytest
 
 from automix.console.render import render_console
 from automix.console.schema import TRACK
-from automix.console.settings import MixSettings
-from automix.reverse import choose_start, residual_db
+from automix.console.settings import MixSettings, load_params
+from automix.reverse import choose_start, residual_db, reverse
 from automix.reverse.dynamics import MIN_EXPLAINED, fit_compressor, guess_compressors, with_compressors
 
 SR = 22050
@@ -94,3 +94,21 @@ def test_steady_frame_gains_need_no_search():
     frames = SR // 512 + 1
     gains_db = -3.0 + 0.1 * rng.standard_normal(frames)  # ±0.1 dB: a fader, not a compressor
     assert fit_compressor(audio, gains_db, np.ones(frames), SR) is None
+
+
+def test_reverse_reports_the_compressor_it_found(stems, synth, tmp_path):
+    names = sorted(stems)
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    for name in names:
+        synth.write(folder / name, stems[name], SR)
+    mix = render_console([stems[n] for n in names], SR, _settings(names, drums_compressed=True))
+    mix_file = synth.write(tmp_path / "mix.wav", mix, SR)
+    result = reverse(folder, mix_file, tmp_path / "fit.json", steps=4, windows=1, window_s=1.0)
+    assert result.start.endswith("+compressors") and "compressors from the mix's frame gains" in result.report()
+    tracks = {t["name"]: t for t in result.to_json()["tracks"]}
+    assert tracks["bass.wav"]["compressor"] is None and tracks["pad.wav"]["compressor"] is None
+    drums = tracks["drums.wav"]["compressor"]
+    assert drums["ratio"] > 1.0 and -60.0 <= drums["threshold_db"] <= 0.0
+    assert f"{drums['ratio']:.1f}:1 at" in result.report()
+    assert load_params(tmp_path / "fit.json").get("drums.wav", "compressor.ratio") > 1.0

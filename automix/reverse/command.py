@@ -75,6 +75,8 @@ class ReverseResult:
     ceiling_dbtp: float
     gains_db: list[float]
     pans: list[float]
+    compressors: list[tuple[float, float] | None]
+    """Per track ``(ratio, threshold_db)`` of the fitted compressor, None where it is off."""
     seconds: float
     notes: list[str] = field(default_factory=list)
 
@@ -89,8 +91,9 @@ class ReverseResult:
             "loss_before": r(self.loss_before, 4), "loss_after": r(self.loss_after, 4),
             "residual_db_initial": r(self.residual_db_initial), "residual_db": r(self.residual_db),
             "target_lufs": r(self.target_lufs), "ceiling_dbtp": r(self.ceiling_dbtp),
-            "tracks": [{"name": n, "gain_db": r(g), "pan": r(p, 3)}
-                       for n, g, p in zip(self.tracks, self.gains_db, self.pans)],
+            "tracks": [{"name": n, "gain_db": r(g), "pan": r(p, 3),
+                        "compressor": None if c is None else {"ratio": r(c[0]), "threshold_db": r(c[1], 1)}}
+                       for n, g, p, c in zip(self.tracks, self.gains_db, self.pans, self.compressors)],
             "seconds": r(self.seconds), "notes": list(self.notes),
         }
 
@@ -103,9 +106,10 @@ class ReverseResult:
             (f"residual: {self.residual_db_initial:.1f} dB ({start_label(self.start)}) → {self.residual_db:.1f} dB "
             f"after {self.steps} steps (loss {self.loss_before:.3f} → {self.loss_after:.3f})"),
             f"level: target {self.target_lufs:.1f} LUFS, ceiling {self.ceiling_dbtp:.1f} dBTP",
-            f"{'track':<{width}}  gain dB    pan",
+            f"{'track':<{width}}  gain dB    pan  compressor",
         ]
-        lines += [f"{n:<{width}}  {g:+7.2f}  {p:+.3f}" for n, g, p in zip(self.tracks, self.gains_db, self.pans)]
+        lines += [f"{n:<{width}}  {g:+7.2f}  {p:+.3f}  {'—' if c is None else f'{c[0]:.1f}:1 at {c[1]:.1f} dB'}"
+                  for n, g, p, c in zip(self.tracks, self.gains_db, self.pans, self.compressors)]
         return "\n".join(lines)
 
 
@@ -236,5 +240,7 @@ def reverse(
         residual_db_initial=residual_initial, residual_db=residual, target_lufs=lufs, ceiling_dbtp=ceiling,
         gains_db=[float(v) for v in settings.track[:, TRACK.index("gain_db")]],
         pans=[float(v) for v in settings.track[:, TRACK.index("pan")]],
+        compressors=[(float(row[TRACK.index("compressor.ratio")]), float(row[TRACK.index("compressor.threshold_db")]))
+                     if row[TRACK.index("compressor.ratio")] > 1.0 else None for row in settings.track],
         seconds=time.perf_counter() - started, notes=notes,
     )
