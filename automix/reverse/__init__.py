@@ -17,13 +17,15 @@ differentiable console's output matches the given mix. Steps of :func:`reverse`:
    :func:`automix.evaluate.features.estimate_gains_pans`, plus a 2×2 fit per stereo stem for its
    width), EQ flat; or, if it explains the mix clearly better, the same pans with every track's
    EQ curve and fader fitted to its frequency response in the mix (:func:`structured_start`:
-   joint least squares per STFT bin, then the console's EQ fitted to the magnitudes).
+   joint least squares per STFT bin, then the console's EQ fitted to the magnitudes); then a
+   compressor on every track whose per-frame gain in the mix follows its own level
+   (:mod:`automix.reverse.dynamics`), kept if the start explains the mix no worse with them.
 3. **Optimise** all parameters (except the pure gains that duplicate the fader: trim and
    make-up, and the master gain) with Adam and the stereo sum/difference MRSTFT loss on the
    most active excerpts, each with a pre-roll so reverb tails and compressor state are
    established before the loss looks (:mod:`automix.refine`).
 4. **Report** the fit on the whole song rendered by the full-song renderer and finalize: the
-   residual ``10·log10(Σ(rendered − target)² / Σ target²)`` in dB, per-track gain and pan.
+   residual ``10·log10(Σ(rendered − target)² / Σ target²)`` in dB, per-track gain, pan and compressor.
    A fit further from the mix than silence (residual above :data:`MAX_RESIDUAL_DB`) is
    refused and nothing is written.
 
