@@ -323,7 +323,8 @@ def choose_start(
     flat = initial_settings(names, stems, target)
     if stems[0].shape[1] < 2 * RESPONSE_FFT:  # too short for the per-bin responses
         return flat, "flat", {}
-    starts = {"flat": flat, "eq": structured_start(flat, stems, target, sample_rate)}
+    clip, target_clip = analysis_excerpt(stems, target, sample_rate)  # once, for the EQ curves and the compressors
+    starts = {"flat": flat, "eq": structured_start(flat, clip, target_clip, sample_rate)}
     stem_windows, target_windows, preroll, _ = excerpt_batch(stems, target, sample_rate, windows, window_s)
     batch, is_stereo = stems_tensor(stem_windows)
     count = batch.shape[0]
@@ -340,7 +341,6 @@ def choose_start(
 
     residuals = {name: residual(start) for name, start in starts.items()}
     best = "eq" if residuals["eq"] <= residuals["flat"] - EQ_START_MARGIN_DB else "flat"
-    clip, target_clip = analysis_excerpt(stems, target, sample_rate)
     guesses = guess_compressors(starts[best], clip, target_clip, sample_rate)
     if any(guess is not None for guess in guesses):
         name = f"{best}+compressors"
