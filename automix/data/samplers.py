@@ -29,8 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -111,12 +113,28 @@ def _to_stereo_rows(audio: np.ndarray) -> np.ndarray:
     return out
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
 class TooShortError(AutomixError):
     """A song or reference shorter than one training excerpt (it would be padded with silence)."""
 
     def __init__(self, name: str, seconds: float, excerpt_s: float) -> None:
         super().__init__(f"{name}: {seconds:.1f} s, shorter than one {excerpt_s:g} s excerpt")
         self.seconds = seconds
+
+
+def skip_too_short(prepare: Callable[[T], R], items: Iterable[T]) -> tuple[list[R], list[TooShortError]]:
+    """``prepare(item)`` for every item (e.g. :func:`cache_song`, :func:`cache_reference`), leaving out
+    the songs or references shorter than one excerpt. Returns ``(prepared, their errors)``."""
+    prepared, too_short = [], []
+    for item in items:
+        try:
+            prepared.append(prepare(item))
+        except TooShortError as e:
+            too_short.append(e)
+    return prepared, too_short
 
 
 def _check_length(name: str, samples: int, sample_rate: int, excerpt_s: float) -> None:

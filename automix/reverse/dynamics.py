@@ -91,6 +91,13 @@ class CompressorGuess:
     explained: float
 
 
+def hann_stft(audio: np.ndarray, n_fft: int, hop: int) -> torch.Tensor:
+    """``(C, n)`` → ``(C, bins, frames)`` complex64, Hann window, frames centred on ``t·hop``
+    (the STFT of the reverse start's per-bin responses and of the frame gains)."""
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    return torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
+
+
 @dataclass(frozen=True)
 class Frames:
     """STFT framing of the frame gains at one sample rate: ``n_fft`` and ``hop`` in samples."""
@@ -113,9 +120,7 @@ class Frames:
         return (torch.hann_window(self.n_fft).double().numpy() ** 2).reshape(4, self.hop).mean(axis=1)
 
     def stft(self, audio: np.ndarray) -> torch.Tensor:
-        """``(C, n)`` → ``(C, bins, frames)`` complex64, Hann window, frames centred on ``t·hop``."""
-        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-        return torch.stft(x, self.n_fft, self.hop, window=torch.hann_window(self.n_fft), return_complex=True)
+        return hann_stft(audio, self.n_fft, self.hop)
 
     def power(self, energy: np.ndarray, frames: int) -> np.ndarray:
         """Hann²-weighted sum of per-sample ``energy`` ``(n,)`` in each frame → ``(frames,)``.

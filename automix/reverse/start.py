@@ -16,7 +16,7 @@ from automix.console.schema import EQ_BANDS, TRACK
 from automix.console.settings import MixSettings
 from automix.refine import stems_tensor
 from automix.reverse.align import fit_columns
-from automix.reverse.dynamics import guess_compressors, with_compressors
+from automix.reverse.dynamics import guess_compressors, hann_stft, with_compressors
 from automix.reverse.fit import REVERSE_WINDOW_S, REVERSE_WINDOWS, excerpt_batch, residual_db
 
 START_SEND_DB = -30.0
@@ -124,18 +124,12 @@ def _unit_pan_matrices(settings: MixSettings, is_stereo: np.ndarray) -> np.ndarr
     return pan_matrix(params, np.asarray(is_stereo, dtype=bool))
 
 
-def _stft(audio: np.ndarray, n_fft: int = RESPONSE_FFT, hop: int = RESPONSE_HOP) -> torch.Tensor:
-    """``(C, n)`` → ``(C, bins, frames)`` complex64 (Hann window, frames centred on ``t·hop``)."""
-    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-    return torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
-
-
 def _panned_spectra(stems: Sequence[np.ndarray], matrices: np.ndarray, n_fft: int, hop: int) -> list[torch.Tensor]:
     """Every stem's STFT through its unit-fader pan/width matrix: ``(2, bins, frames)`` each."""
     out = []
     for k, stem in enumerate(stems):
         m = torch.from_numpy(matrices[k][:, : stem.shape[0]]).to(torch.complex64)
-        out.append(torch.einsum("oi,ibt->obt", m, _stft(stem, n_fft, hop)))
+        out.append(torch.einsum("oi,ibt->obt", m, hann_stft(stem, n_fft, hop)))
     return out
 
 
@@ -168,7 +162,7 @@ def track_responses(
     """
     panned = _panned_spectra(stems, matrices, RESPONSE_FFT, RESPONSE_HOP)
     powers = [p.abs().pow(2).mean(dim=(0, 2)).numpy().astype(np.float64) for p in panned]
-    coef = _joint_gains(panned, _stft(target)).numpy()
+    coef = _joint_gains(panned, hann_stft(target, RESPONSE_FFT, RESPONSE_HOP)).numpy()
     return 20.0 * np.log10(np.abs(coef.T) + 1e-9), np.stack(powers)
 
 

@@ -81,21 +81,11 @@ def _rules():
         return None
 
 
-def _skipping_short(prepare, items) -> list:
-    """``prepare(item)`` for every item, leaving out songs/references shorter than one excerpt."""
-    out = []
-    for item in items:
-        try:
-            out.append(prepare(item))
-        except samplers.TooShortError:
-            continue
-    return out
-
-
 def _songs(root: Path, split: str, rate: int, excerpt_s: float, need_mix: bool, cache: Path):
-    return _skipping_short(lambda song: samplers.cache_song(song[0], song[1], song[2] if need_mix else None, cache,
-                                                            rate, excerpt_s, 4),
-                           samplers.find_training_songs(root, split))
+    songs, _ = samplers.skip_too_short(
+        lambda song: samplers.cache_song(song[0], song[1], song[2] if need_mix else None, cache, rate, excerpt_s, 4),
+        samplers.find_training_songs(root, split))
+    return songs
 
 
 def _summary(values: dict[str, list[float]]) -> dict[str, float]:
@@ -143,8 +133,8 @@ def method2(ckpt: Path, root: Path, refs_root: Path, cache: Path, count: int) ->
     d = meta["training"]["config"]["data"]
     rate = int(model.config.sample_rate_hz)
     songs = _songs(root, "test", rate, d["excerpt_s"], False, cache)
-    refs = _skipping_short(lambda p: samplers.cache_reference(p, cache, rate, d["excerpt_s"], 4),
-                           samplers.find_references(refs_root, "test"))
+    refs, _ = samplers.skip_too_short(lambda p: samplers.cache_reference(p, cache, rate, d["excerpt_s"], 4),
+                                      samplers.find_references(refs_root, "test"))
     ds = samplers.Method2Dataset(songs, refs, rate, SEED, count, d["max_tracks"])
     af = AudioFeatureLoss(rate)
     scores: dict[str, list[float]] = {}

@@ -64,18 +64,18 @@ def _cached_songs(cfg: TrainConfig, split: str, log: Log) -> list[samplers.Cache
     if d.max_songs is not None:
         songs = songs[: d.max_songs]
     need_mix = d.method == "supervised"
-    cached, too_short = [], []
     t0 = time.time()
-    for i, (name, stems, mix) in enumerate(songs):
-        if need_mix and mix is None:
-            continue
-        try:
-            cached.append(samplers.cache_song(name, stems, mix if need_mix else None, Path(d.cache_dir),
-                                              d.sample_rate_hz, d.excerpt_s, d.excerpts_per_song))
-        except samplers.TooShortError as e:
-            too_short.append(e)
+
+    def prepare(item: tuple[int, tuple[str, list[Path], Path | None]]) -> samplers.CachedSong:
+        i, (name, stems, mix) = item
+        song = samplers.cache_song(name, stems, mix if need_mix else None, Path(d.cache_dir), d.sample_rate_hz,
+                                   d.excerpt_s, d.excerpts_per_song)
         if (i + 1) % 25 == 0:
             log(f"cache {split}: {i + 1}/{len(songs)} songs ({time.time() - t0:.0f} s)")
+        return song
+
+    usable = [(i, song) for i, song in enumerate(songs) if not (need_mix and song[2] is None)]
+    cached, too_short = samplers.skip_too_short(prepare, usable)
     _note_too_short(too_short, "songs", split, d.excerpt_s, log)
     if not cached:
         longest = f" (the longest is {max(e.seconds for e in too_short):.1f} s; lower data.excerpt_s)" if too_short else ""
@@ -85,13 +85,9 @@ def _cached_songs(cfg: TrainConfig, split: str, log: Log) -> list[samplers.Cache
 
 def _references(cfg: TrainConfig, split: str, log: Log) -> list[Path]:
     d = cfg.data
-    paths, too_short = [], []
-    for p in samplers.find_references(Path(d.refs_root), split):
-        try:
-            paths.append(samplers.cache_reference(p, Path(d.cache_dir), d.sample_rate_hz, d.excerpt_s,
-                                                  d.excerpts_per_song))
-        except samplers.TooShortError as e:
-            too_short.append(e)
+    paths, too_short = samplers.skip_too_short(
+        lambda p: samplers.cache_reference(p, Path(d.cache_dir), d.sample_rate_hz, d.excerpt_s, d.excerpts_per_song),
+        samplers.find_references(Path(d.refs_root), split))
     _note_too_short(too_short, "references", split, d.excerpt_s, log)
     if not paths:
         longest = max(e.seconds for e in too_short)
