@@ -1,4 +1,4 @@
-"""``automix data ...`` commands: synthetic multitracks and the reference-song corpus."""
+"""``automix data ...`` commands: synthetic multitracks, the reference-song corpus, the real-balance corpus."""
 
 from __future__ import annotations
 
@@ -40,6 +40,25 @@ def refs(
     from automix.data.refs import DEFAULT_PACKAGES, build_refs
 
     build_refs(out, packages or list(DEFAULT_PACKAGES), max_seconds, max_tracks)
+
+
+@app.command()
+@handles_errors
+def real(
+    out: Annotated[Path, typer.Option(help="output folder (train/val/test inside)")] = Path("data/real"),
+    family: Annotated[list[str] | None, typer.Option(help="source family: tracker, midi, hydrogen (default: all)")]
+    = None,
+    max_seconds: Annotated[float, typer.Option(help="cap on each song's excerpt in seconds")] = 30.0,
+    max_songs: Annotated[int | None, typer.Option(help="stop after this many songs (default: all found)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the package/author split")] = 0,
+    jobs: Annotated[int, typer.Option(help="parallel processes")] = 2,
+) -> None:
+    """Songs whose authors set every level and pan (tracker modules, MIDI, Hydrogen) from Debian packages:
+    loudness-normalised mono stems + the author's mix + per-track truth in song.json."""
+    from automix.data.human_mix import FAMILIES
+    from automix.data.real import build_real
+
+    build_real(out, family or list(FAMILIES), max_seconds, jobs, seed, max_songs)
 
 
 if __name__ == "__main__":

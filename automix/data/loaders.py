@@ -2,7 +2,8 @@
 
 Layouts (``find_songs(root, layout)``):
 
-- ``automix-synth``: ``<split>/<song>/stems/*.flac`` + ``arranger_mix.flac`` + ``song.json``
+- ``automix-synth``: ``<split>/<song>/stems/*.flac`` + ``arranger_mix.flac`` + ``song.json``; the
+  real-balance corpus (``automix data real``: ``mix.flac``, truth in ``song.json``) reads the same way
 - ``folder``: one folder per song with stems inside (or in ``stems/``), optional ``mix.*``;
   a root that itself holds stems is one song
 - ``medleydb``: ``<Song>/<Song>_RAW/*.wav``, ``<Song>_MIX.wav``, ``<Song>_METADATA.yaml``
@@ -67,7 +68,8 @@ def _find_synth(root: Path) -> list[Song]:
         meta = json.loads(meta_path.read_text())
         split = meta.get("split") or (folder.parent.name if folder.parent.name in SPLITS else None)
         mix = folder / meta.get("mix", {}).get("file", "arranger_mix.flac")
-        meta = {**meta, "layout": "automix-synth", "group": meta.get("song_id", folder.name)}
+        layout = "automix-real" if meta.get("format") == "automix-real-song" else "automix-synth"
+        meta = {**meta, "layout": layout, "group": meta.get("group") or meta.get("song_id", folder.name)}
         songs.append(Song(folder.name, _audio_files(folder / "stems"), mix if mix.is_file() else None, split, meta))
     return songs
 

@@ -1,6 +1,6 @@
 """Checkpoints as data: ``NAME.safetensors`` (weights) beside ``NAME.json`` (what they are).
 
-The JSON names the model class by a short kind (``"dmc"`` or ``"mst"``), its sizes, the console
+The JSON names the model class by a short kind (``"dmc"``, ``"mst"``, ``"balance-net"``, ``"forest"``), its sizes, the console
 schema version the parameters were trained against, and free-form training information (data,
 steps, metrics). Loading rebuilds the model from this description and reads plain tensors with
 safetensors: nothing in a checkpoint can execute code.
@@ -14,17 +14,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from automix.console.schema import SCHEMA_VERSION
 from automix.errors import AutomixError
+from automix.mixers.balance_features import SONG_FEATURES
+from automix.models.balance import BalanceNet, BalanceNetConfig, ForestBalance
 from automix.models.dmc import DMC, DMCConfig
 from automix.models.mst import MST, MSTConfig
 
 FORMAT_NAME = "automix-checkpoint"
-MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {"dmc": (DMC, DMCConfig), "mst": (MST, MSTConfig)}
+MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
+    "dmc": (DMC, DMCConfig), "mst": (MST, MSTConfig), "balance-net": (BalanceNet, BalanceNetConfig)}
+BALANCE_KINDS = ("forest", "balance-net")
+"""Kinds that predict balance from :data:`SONG_FEATURES` (their checkpoints list the feature names)."""
 
 
 class CheckpointError(AutomixError):
@@ -47,7 +53,12 @@ def build_model(kind: str, sizes: dict[str, Any]) -> nn.Module:
 def model_description(model: nn.Module) -> dict[str, Any]:
     """``{"model": kind, "config": sizes}`` for a DMC or MST model (unwraps DDP)."""
     model = getattr(model, "module", model)
-    return {"model": model.kind, "config": dataclasses.asdict(model.config)}
+    if isinstance(model, ForestBalance):
+        return {"model": model.kind, "config": {"n_features": model.n_features}, "inputs": list(SONG_FEATURES)}
+    description = {"model": model.kind, "config": dataclasses.asdict(model.config)}
+    if model.kind in BALANCE_KINDS:
+        description["inputs"] = list(SONG_FEATURES)
+    return description
 
 
 def _paths(path: Path) -> tuple[Path, Path]:
@@ -64,7 +75,10 @@ def save_checkpoint(path: Path, model: nn.Module, training: dict[str, Any] | Non
     weights_path, json_path = _paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if isinstance(model, ForestBalance):
+        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.arrays().items()}
+    else:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, **model_description(model),
             "training": training or {}}
     tmp_w = weights_path.with_name(weights_path.name + ".tmp")
@@ -74,6 +88,14 @@ def save_checkpoint(path: Path, model: nn.Module, training: dict[str, Any] | Non
     os.replace(tmp_w, weights_path)
     os.replace(tmp_j, json_path)
     return weights_path, json_path
+
+
+def _load_forest(weights_path: Path, meta: dict[str, Any]) -> ForestBalance:
+    try:
+        arrays = {k: v.numpy() for k, v in load_file(str(weights_path), device="cpu").items()}
+        return ForestBalance(**arrays, n_features=int(meta["config"].get("n_features", len(SONG_FEATURES))))
+    except (RuntimeError, OSError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{weights_path}: not a forest checkpoint ({e})") from None
 
 
 def read_checkpoint_info(path: Path) -> dict[str, Any]:
@@ -107,6 +129,11 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[nn.
     meta = read_checkpoint_info(path)
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: checkpoint weights not found")
+    if meta.get("model") in BALANCE_KINDS and meta.get("inputs") != list(SONG_FEATURES):
+        raise CheckpointError(f"{weights_path}: trained on other balance features than this automix computes; "
+                              "retrain it")
+    if meta.get("model") == "forest":
+        return _load_forest(weights_path, meta), meta
     model = build_model(meta.get("model"), meta["config"])
     try:
         state = load_file(str(weights_path), device="cpu")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from automix.errors import AutomixError
-from automix.models.checkpoint import load_checkpoint
+from automix.models.checkpoint import BALANCE_KINDS, load_checkpoint
 from automix.models.mixer import ModelMixer
 
 INSTALLED_CHECKPOINT_DIR = Path("share") / "automix" / "checkpoints"
@@ -76,8 +76,12 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     return load_checkpoint(path, device)
 
 
-def load_mixer(name_or_path: str | Path, device: str | torch.device = "cpu") -> ModelMixer:
+def load_mixer(name_or_path: str | Path, device: str | torch.device = "cpu") -> Any:
     """A shipped model or checkpoint as a :class:`~automix.mixers.base.Mixer`."""
     path, name = _resolve(name_or_path)
     model, meta = load_checkpoint(path, device)
+    if meta.get("model") in BALANCE_KINDS:
+        from automix.mixers.learned_balance import BalanceMixer
+
+        return BalanceMixer(model, meta, name)
     return ModelMixer(model, meta, name, device)

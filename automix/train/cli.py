@@ -19,8 +19,8 @@ def train(
     steps: Annotated[int | None, typer.Option("--steps", help="Override the config's number of steps.",
                                               min=1)] = None,
 ) -> None:
-    """Train a mixing model (dmc or mst) as the config describes; run under torchrun for several GPUs."""
-    from automix.train.config import load_config
+    """Train a mixing model (dmc, mst, forest or balance-net) as the config describes; run under torchrun for several GPUs."""
+    from automix.train.config import BALANCE_MODEL_SIZES, load_config, validate
     from automix.train.loop import run
 
     try:
@@ -29,6 +29,12 @@ def train(
             cfg.out_dir = str(out_dir)
         if steps is not None:
             cfg.steps = steps
+        if cfg.model.kind in BALANCE_MODEL_SIZES:  # balance models: per-track descriptors, CPU
+            validate(cfg)
+            from automix.train.balance import run as run_balance
+
+            run_balance(cfg, resume=resume)
+            return
         # run() checks the config (overrides included), the device and the output folder before
         # the (slow) training cache is built.
         run(cfg, resume=resume, device=device)

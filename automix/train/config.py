@@ -19,7 +19,10 @@ import yaml
 from automix.errors import AutomixError, one_line
 from automix.io.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
-Method = Literal["1", "2", "supervised"]
+Method = Literal["1", "2", "supervised", "balance"]
+BALANCE_MODEL_SIZES = {"forest": ("trees", "min_samples_leaf", "max_features", "max_depth"),
+                       "balance-net": ("width", "layers", "heads", "dropout")}
+"""What ``model.sizes`` may hold for the balance models (trained with ``data.method: balance``)."""
 
 
 class ConfigError(AutomixError):
@@ -251,8 +254,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     """Check every field's type and range and the sections' consistency; returns ``cfg``
     (``data.method`` normalised to a string). Cheap: run it again after any override."""
     _check_values(cfg)
+    if cfg.model.kind in BALANCE_MODEL_SIZES:
+        return _validate_balance(cfg)
     if cfg.model.kind not in ("dmc", "mst"):
-        raise ConfigError(f"model.kind: expected 'dmc' or 'mst', got {cfg.model.kind!r}")
+        raise ConfigError(f"model.kind: expected 'dmc', 'mst', 'forest' or 'balance-net', got {cfg.model.kind!r}")
+    if str(cfg.data.method) == "balance":
+        raise ConfigError("data.method balance trains model.kind forest or balance-net")
     if str(cfg.data.method) not in get_args(Method):
         raise ConfigError(f"data.method: expected one of {get_args(Method)}, got {cfg.data.method!r}")
     cfg.data.method = str(cfg.data.method)
@@ -268,6 +275,32 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("loss.param needs ground-truth parameters (data.method: 1)")
     if cfg.loss.sum_diff_stft > 0 and cfg.data.method == "2":
         raise ConfigError("loss.sum_diff_stft needs a target mix (data.method 1 or supervised)")
+    return cfg
+
+
+def _validate_balance(cfg: TrainConfig) -> TrainConfig:
+    """A forest or balance-net config: data.method balance and sizes the model knows."""
+    kind = cfg.model.kind
+    if str(cfg.data.method) != "balance":
+        raise ConfigError(f"data.method: a {kind} model trains with method 'balance' (got {cfg.data.method!r})")
+    cfg.data.method = "balance"
+    known = BALANCE_MODEL_SIZES[kind]
+    for key, value in cfg.model.sizes.items():
+        if key not in known:
+            raise ConfigError(f"model.sizes.{key}: unknown size of a {kind} model (known: {', '.join(known)})")
+        if key == "dropout" or key == "max_features":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < (1.0 if key == "dropout" else 1.0001)
+            if not ok:
+                raise ConfigError(f"model.sizes.{key}: expected a number from 0 to 1 (got {value!r})")
+        elif key == "max_depth":
+            _integer(f"model.sizes.{key}", value, 1, optional=True)
+        else:
+            _integer(f"model.sizes.{key}", value, 1)
+    sizes = {"width": 128, "heads": 4, **cfg.model.sizes}
+    if kind == "balance-net" and sizes["width"] % sizes["heads"]:
+        raise ConfigError(f"model.sizes.heads: expected a divisor of width {sizes['width']} (got {sizes['heads']})")
+    if cfg.schedule not in ("cosine", "constant"):
+        raise ConfigError(f"schedule: expected 'cosine' or 'constant', got {cfg.schedule!r}")
     return cfg
 
 

@@ -1,0 +1,198 @@
+"""The real-balance corpus layout, its truth, the split, and the balance models trained on it.
+
+A fake source family renders generated songs whose "author" always balances the same way
+(bass +4 LU, hats −8 LU, lead +2 LU against the kick, with pans), so the truths written are
+known exactly and a model trained on them must learn the rule.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SR, bass, hats, kick, lead
+
+from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
+from automix.data import real
+from automix.data.human_mix import HumanMix, SourceFile
+from automix.data.loaders import find_songs
+from automix.errors import AutomixError
+from automix.mixers.balance_features import SONG_FEATURES, song_features, track_features
+from automix.models.balance import BalanceNet, BalanceNetConfig, ForestBalance
+
+RULE_LU = {"kick": 0.0, "bass": 4.0, "hats": -8.0, "lead": 2.0}
+PANS = {"kick": 0.0, "bass": 0.0, "hats": 0.6, "lead": -0.4}
+SECONDS = 2.0
+
+
+def _panned(mono: np.ndarray, pan: float) -> np.ndarray:
+    theta = (pan + 1.0) * np.pi / 4.0
+    return np.stack([mono[0] * np.cos(theta), mono[0] * np.sin(theta)]).astype(np.float32)
+
+
+def _fake_render(source: SourceFile, sample_rate: int = SR, max_seconds: float = 30.0) -> HumanMix:
+    if source.title == "broken":
+        raise AutomixError(f"{source.source_path}: cannot load")
+    index = int(source.title.split("_")[1])
+    rng = np.random.default_rng(index)
+    makers = {"kick": kick, "bass": bass, "hats": hats, "lead": lead}
+    tracks = []
+    for name, make in makers.items():
+        mono = make(SECONDS)
+        mono = mono * 10 ** ((-20.0 - integrated_lufs(mono, SR)) / 20.0)  # all at −20 LUFS ...
+        gain_db = RULE_LU[name] + rng.normal(0.0, 0.3) + (rng.uniform(-6, 6) if index % 5 == 0 else 0.0)
+        tracks.append((f"{name}_{index}", _panned(mono * 10 ** (gain_db / 20.0), PANS[name])))  # ... then balanced
+    mix = np.sum([t for _, t in tracks], axis=0).astype(np.float32)
+    return HumanMix(source, sample_rate, tracks, mix)
+
+
+def _fake_sources(count: int) -> list[SourceFile]:
+    return [SourceFile("tracker", f"pkg{i % 6}", Path(f"/nowhere/{i}.mod"), f"usr/share/x/{i}.mod", "GPL-2+",
+                       author=f"author{i % 4}" if i % 6 < 4 else "", title=f"song_{i}") for i in range(count)]
+
+
+@pytest.fixture
+def fake_family(monkeypatch):
+    sources = _fake_sources(30) + [SourceFile("tracker", "pkg0", Path("/x"), "usr/broken.mod", "GPL", title="broken")]
+    module = SimpleNamespace(find_sources=lambda cache, log=print: sources, render=_fake_render)
+    monkeypatch.setattr(real, "_source_module", lambda family: module)
+    return sources
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, fake_family) -> Path:
+    out = tmp_path / "real"
+    real.build_real(out, families=("tracker",), jobs=1, log=lambda m: None)
+    return out
+
+
+def test_split_keeps_packages_and_authors_together():
+    sources = _fake_sources(60)
+    splits = real.assign_splits(sources, seed=3)
+    by_package: dict[str, set[str]] = {}
+    by_author: dict[str, set[str]] = {}
+    for s in sources:
+        by_package.setdefault(s.package, set()).add(splits[real.song_id(s)])
+        if s.author:
+            by_author.setdefault(s.author, set()).add(splits[real.song_id(s)])
+    assert all(len(v) == 1 for v in by_package.values())
+    assert all(len(v) == 1 for v in by_author.values())
+    # author0..3 tie packages 0..3 together (i % 4 vs i % 6), packages 4 and 5 stand alone
+    assert len(set(splits.values())) >= 2
+
+
+def test_corpus_layout_and_truth(corpus: Path):
+    rows = [json.loads(p.read_text()) for p in corpus.glob("*/*/song.json")]
+    assert len(rows) == 30  # the broken file was skipped
+    manifest = (corpus / "manifest.csv").read_text().splitlines()
+    assert len(manifest) == 31 and manifest[0].startswith("split,song_id,family")
+    meta = rows[0]
+    folder = corpus / meta["split"] / meta["song_id"]
+    mix, rate = sf.read(folder / "mix.flac", always_2d=True)
+    levels = {}
+    for track in meta["tracks"]:
+        stem, _ = sf.read(folder / track["file"], always_2d=True)
+        assert stem.shape[1] == 1  # mono: the stem's channels do not tell the pan
+        assert integrated_lufs(stem.T, rate) == pytest.approx(NORMALISED_STEM_LUFS, abs=0.05)
+        role = track["name"].split("_")[0]
+        levels[role] = track["level_in_mix_lu"]
+        assert track["pan"] == pytest.approx(PANS[role], abs=0.02)
+        # the stored stem at its truth gain, panned, is the author's track
+        restored = _panned(stem.T * 10 ** (track["gain_db"] / 20.0), track["pan"])
+        assert integrated_lufs(restored, rate) - meta["mix"]["lufs"] == pytest.approx(track["level_in_mix_lu"], abs=0.1)
+    index = int(meta["title"].split("_")[1])
+    if index % 5:
+        for role in ("bass", "hats", "lead"):
+            assert levels[role] - levels["kick"] == pytest.approx(RULE_LU[role], abs=1.5)
+    assert mix.shape[1] == 2 and np.max(np.abs(mix)) < 1.0
+    songs = find_songs(corpus)
+    assert songs[0].meta["layout"] == "automix-real" and songs[0].mix_path.name == "mix.flac"
+
+
+def test_build_resumes_without_rendering_again(corpus: Path, monkeypatch):
+    monkeypatch.setattr(real, "_render_one", lambda args: pytest.fail("rendered again"))
+    rows = real.build_real(corpus, families=("tracker",), jobs=1, log=lambda m: None)
+    assert len(rows) == 30
+
+
+def test_features_ignore_level_and_see_context():
+    a = track_features(bass(2.0), SR, "bass")
+    assert np.allclose(a, track_features(bass(2.0) * 1e-3, SR, "bass"), atol=1e-6)
+    assert np.all(np.isfinite(track_features(np.zeros((1, SR), np.float32), SR)))
+    rows = song_features([a, track_features(hats(2.0), SR, "hh")])
+    assert rows.shape == (2, len(SONG_FEATURES))
+    assert rows[0, SONG_FEATURES.index("rank_centroid")] == 0.0 and rows[1, SONG_FEATURES.index("rank_centroid")] == 1.0
+
+
+def test_forest_export_reproduces_sklearn():
+    from sklearn.ensemble import RandomForestRegressor
+
+    from automix.train.balance import export_forest
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, len(SONG_FEATURES)))
+    y = x[:, 0] * 3 - x[:, 5] ** 2
+    estimator = RandomForestRegressor(n_estimators=7, max_depth=6, random_state=0).fit(x, y)
+    forest = export_forest(estimator)
+    test = rng.normal(size=(50, len(SONG_FEATURES)))
+    assert np.allclose(forest.predict(test), estimator.predict(test))
+    broken = forest.arrays()
+    broken["left"] = broken["left"].copy()
+    broken["left"][broken["left"] >= 0] += 10**6
+    with pytest.raises(AutomixError, match="outside"):
+        ForestBalance(**broken)
+
+
+def test_balance_net_is_permutation_equivariant():
+    net = BalanceNet(BalanceNetConfig(width=32, layers=1, heads=2, dropout=0.0)).eval()
+    x = np.random.default_rng(1).normal(size=(5, len(SONG_FEATURES)))
+    order = np.array([3, 0, 4, 1, 2])
+    assert np.allclose(net.predict(x)[order], net.predict(x[order]), atol=1e-5)
+
+
+def _config(path: Path, corpus: Path, kind: str, sizes: str, steps: int = 60) -> Path:
+    path.write_text(f"""
+name: {kind}-test
+out_dir: {path.parent / (kind + '-run')}
+model: {{kind: {kind}, sizes: {sizes}}}
+data: {{method: balance, songs_root: {corpus}, cache_dir: {path.parent / 'cache'}, train_split: train,
+       val_split: val}}
+steps: {steps}
+batch_size: 8
+lr: 0.003
+warmup_steps: 5
+val_every: 20
+""")
+    return path
+
+
+@pytest.mark.parametrize("kind,sizes", [("forest", "{trees: 30, min_samples_leaf: 1}"),
+                                        ("balance-net", "{width: 32, layers: 1, heads: 2}")])
+def test_train_learns_the_authors_rule_and_mixes(tmp_path: Path, corpus: Path, kind: str, sizes: str):
+    from automix.io.audio import Stem
+    from automix.mixers import get_mixer
+    from automix.train import balance
+    from automix.train.balance import load_table, summary
+    from automix.train.config import load_config
+
+    cfg = load_config(_config(tmp_path / "c.yaml", corpus, kind, sizes, steps=400))
+    path = balance.run(cfg, log=lambda m: None)
+    info = json.loads(path.with_suffix(".json").read_text())
+    assert info["model"] == kind and info["inputs"] == list(SONG_FEATURES)
+    split = "test" if (corpus / "test").is_dir() else "val"
+    table = load_table(corpus, split, tmp_path / "cache")
+    mixer = get_mixer(str(path))
+    learned = summary(table, mixer.model.predict)["median_balance_error_db"]
+    equal = summary(table, None)["median_balance_error_db"]
+    assert equal > 3.0 and learned < 0.5 * equal, (learned, equal)
+
+    stems = [Stem(f"{name}.wav", make(SECONDS), SR) for name, make in
+             (("kick", kick), ("bass", bass), ("hats", hats), ("lead", lead))]
+    settings = mixer.predict(stems, SR)
+    gains = {n.split(".")[0]: settings.get(n, "gain_db") for n in settings.track_names}
+    assert gains["bass"] > gains["hats"] + 6.0  # the rule: bass 12 LU above hats
+    assert any("sits" in note for note in settings.notes["bass.wav"])
