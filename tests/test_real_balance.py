@@ -196,3 +196,22 @@ def test_train_learns_the_authors_rule_and_mixes(tmp_path: Path, corpus: Path, k
     gains = {n.split(".")[0]: settings.get(n, "gain_db") for n in settings.track_names}
     assert gains["bass"] > gains["hats"] + 6.0  # the rule: bass 12 LU above hats
     assert any("sits" in note for note in settings.notes["bass.wav"])
+
+
+def test_eval_reports_unity_and_families(tmp_path: Path, corpus: Path):
+    from automix.evaluate.run import evaluate_dataset
+    from automix.train import balance
+    from automix.train.config import load_config
+
+    cfg = load_config(_config(tmp_path / "c.yaml", corpus, "forest", "{trees: 30, min_samples_leaf: 1}"))
+    checkpoint = balance.run(cfg, log=lambda m: None)
+    split = "test" if (corpus / "test").is_dir() else "val"
+    result = evaluate_dataset(corpus, ["unity", "equal-loudness", str(checkpoint)], tmp_path / "report",
+                              split=split, plots=False)
+    balance_error = result.summary["metrics"]["balance_error_db"]
+    # stored stems are loudness-normalised: unity and equal loudness are the same balance
+    assert balance_error["unity"]["median"] == pytest.approx(balance_error["equal-loudness"]["median"], abs=0.2)
+    assert balance_error[str(checkpoint)]["median"] < 0.5 * balance_error["unity"]["median"]
+    assert list(result.summary["families"]) == ["tracker"]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Per source family" in report and "tracker (" in report

@@ -149,6 +149,18 @@ def render_markdown(summary: dict[str, Any], plots: Sequence[str] = ()) -> str:
             name = f"**{method}**" if method == best else method
             lines.append(f"| {name} | {_fmt(s['mean'])} | {_fmt(s['median'])} | {s['n']} |")
         lines.append("")
+    families = summary.get("families") or {}
+    if families:
+        lines += ["## Per source family (median per-song balance error, dB ↓)", "",
+                  "| method | " + " | ".join(f"{f} ({len(songs)})" for f, songs in families.items()) + " |",
+                  "|---|" + "---:|" * len(families)]
+        per_family = {f: summarise_metric(summary["family_metrics"][f], "balance_error_db") for f in families}
+        for method in methods:
+            if method in AUTOMATIC_METHODS:
+                continue
+            cells = [_fmt(per_family[f][method]["median"]) if method in per_family[f] else "–" for f in families]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
     if plots:
         lines += ["## Plots", ""]
         lines += [f"![{Path(p).stem}]({p})" for p in plots]
@@ -156,11 +168,18 @@ def render_markdown(summary: dict[str, Any], plots: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+def summarise_metric(metrics: dict[str, dict[str, dict[str, float]]], metric: str) -> dict[str, dict[str, float]]:
+    """One metric's ``{method: stats}`` of a :func:`summarise` result (empty when absent)."""
+    return metrics.get(metric, {})
+
+
 def write_report(out_dir: Path, rows: Sequence[dict[str, Any]], songs: Sequence[str], methods: Sequence[str],
-                 config: dict[str, Any], *, command: str | None = None, plots: bool = True) -> dict[str, Any]:
+                 config: dict[str, Any], *, command: str | None = None, plots: bool = True,
+                 families: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Write ``summary.json``, ``report.md`` and (``plots``) the PNGs; return the summary.
 
     ``target`` and ``reference`` are listed first when present (measured, not contenders).
+    ``families`` (source family → its songs) adds per-family statistics when songs have one.
     """
     present = {r["method"] for r in rows if r["song"] in set(songs)}
     automatic = [m for m in AUTOMATIC_METHODS if m in present]
@@ -172,7 +191,9 @@ def write_report(out_dir: Path, rows: Sequence[dict[str, Any]], songs: Sequence[
         "songs": list(songs),
         "methods": all_methods,
         "metrics": summarise(rows, songs, all_methods),
+        "families": {f: list(v) for f, v in sorted((families or {}).items())},
     }
+    summary["family_metrics"] = {f: summarise(rows, v, all_methods) for f, v in summary["families"].items()}
     pngs: list[str] = []
     if plots:
         from automix.evaluate.plots import draw_all

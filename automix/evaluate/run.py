@@ -665,7 +665,12 @@ def evaluate_dataset(
                 collect(future.result(), i)
 
     song_names = [s.name for s in songs]
-    summary = write_report(out_dir, rows, song_names, methods, config, command=command, plots=plots)
+    families: dict[str, list[str]] = {}
+    for song in songs:
+        if song.meta.get("family"):
+            families.setdefault(str(song.meta["family"]), []).append(song.name)
+    summary = write_report(out_dir, rows, song_names, methods, config, command=command, plots=plots,
+                           families=families)
     return DatasetEvaluation(out_dir, song_names, methods, computed, skipped, notes, summary,
                              time.perf_counter() - started)
 

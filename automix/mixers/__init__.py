@@ -1,6 +1,6 @@
 """Mixers behind one interface (stems → console settings), found by name with :func:`get_mixer`.
 
-Built-ins need no training: ``rules`` (default), ``mono``, ``equal-loudness``, ``random``.
+Built-ins need no training: ``rules``, ``mono``/``unity``, ``equal-loudness``, ``random``.
 Any other name or a checkpoint path goes to the trained-model registry.
 """
 
@@ -18,6 +18,7 @@ BUILTIN_MIXERS: dict[str, str] = {
     "mono": "baseline: plain sum, every strip neutral",
     "equal-loudness": "baseline: every stem at the same loudness, summed",
     "random": "baseline: equal loudness, then random faders (±12 dB) and pans (seeded)",
+    "unity": "baseline: the stems as given (faders at 0 dB, strips neutral; the same sum as mono)",
 }
 
 DEFAULT_MIXER = "rules"
@@ -31,6 +32,7 @@ def _builtin(name: str) -> Callable[[], Mixer]:
     return {
         "rules": rules.RulesMixer,
         "mono": baselines.MonoMixer,
+        "unity": baselines.UnityMixer,
         "equal-loudness": baselines.EqualLoudnessMixer,
         "random": baselines.RandomMixer,
     }[name]

@@ -31,6 +31,12 @@ class MonoMixer:
         return settings.clipped()
 
 
+class UnityMixer(MonoMixer):
+    """The stems as given: what the user has before any mixing (the baseline a mixer must beat)."""
+
+    name = "unity"
+
+
 class EqualLoudnessMixer:
     """Each stem trimmed to the same integrated loudness, then summed (Diff-MST's lowest anchor)."""
 
