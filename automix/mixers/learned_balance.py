@@ -5,7 +5,9 @@ send, pan); a balance model (:mod:`automix.models.balance`) predicts how loud ea
 in the mix relative to the others. The fader then puts each *processed* track there: the
 strips are rendered once at unity fader on a few excerpts, their loudness measured, and the
 fader makes up the difference, so an EQ cut or a compressor's make-up does not move the
-balance the model asked for. Stems the rules leave alone (silence, DC, clicks) stay at unity.
+balance the model asked for. Stems that arrive with a balance of their own are trusted as far
+as they agree with the model (:func:`given_balance_weight`). Stems the rules leave alone
+(silence, DC, clicks) stay at unity.
 """
 
 from __future__ import annotations
@@ -59,6 +61,32 @@ quieter track (on generated songs: 4.4 dB balance error with the rules' EQ, 1.6 
 
 DEFAULT_STRIPS = "no-eq"
 
+FLAT_GIVEN_STD_DB = 1.0
+"""Stems whose loudness spreads less than this (std, dB) carry no balance of their own
+(exported or normalised to one level): the model's balance is taken as it is."""
+
+DEFAULT_MODEL_VAR_DB2 = 9.0
+"""Per-track variance of a model's centred error (dB²) when its checkpoint does not say."""
+
+
+def given_balance_weight(given_db: np.ndarray, predicted_db: np.ndarray, model_var_db2: float) -> float:
+    """How much to trust the balance the stems arrive with, 0…1 (inverse-variance weighting).
+
+    The stems' own levels and the model's prediction are two noisy estimates of the balance the
+    song wants. The model's error variance is known from validation; the stems' is what their
+    disagreement with the model leaves: ``var(given − predicted) − model_var`` (≥ 0). Stems that
+    already carry a balance agree with the model about as well as the truth would, so they get a
+    weight near 1 (the mix keeps them: never worse than leaving them alone); stems at arbitrary
+    recording levels disagree widely and get a weight near 0; stems at one level carry nothing
+    (:data:`FLAT_GIVEN_STD_DB`) and get 0.
+    """
+    given = np.asarray(given_db, dtype=np.float64) - np.mean(given_db)
+    predicted = np.asarray(predicted_db, dtype=np.float64) - np.mean(predicted_db)
+    if given.size < 2 or float(np.std(given)) < FLAT_GIVEN_STD_DB:
+        return 0.0
+    given_var = max(0.0, float(np.var(given - predicted)) - model_var_db2)
+    return float(model_var_db2 / (model_var_db2 + given_var))
+
 
 class BalanceMixer:
     """The rules' strips with a trained model's faders.
@@ -97,16 +125,24 @@ class BalanceMixer:
         if not active:
             return settings
         levels = self.predict_levels([stems[k] for k in active])
+        given = np.array([-settings.get(names[k], "trim_db") for k in active])  # stem loudness, up to a constant
+        model_var = float(self.meta.get("training", {}).get("val_residual_var_db2", DEFAULT_MODEL_VAR_DB2))
+        weight = given_balance_weight(given, levels, model_var)
+        predicted = levels
+        levels = (1.0 - weight) * levels + weight * (given - given.mean())
         processed = strip_loudness_lufs(stems, settings, active)
         audible = processed > SILENCE_LUFS
         reference = float(np.mean(processed[audible])) if audible.any() else 0.0
         spec = TRACK.spec("gain_db")
-        for k, level, lufs in zip(active, levels, processed, strict=True):
+        for k, level, model_level, lufs in zip(active, levels, predicted, processed, strict=True):
             gain_db = float(np.clip(level - (lufs - reference), spec.minimum, spec.maximum)) if lufs > SILENCE_LUFS else 0.0
             settings.set(names[k], "gain_db", gain_db)
             settings.notes[names[k]].append(
-                f"{self.name}: sits {level:+.1f} LU from the average track; its strip and reverb read {lufs - reference:+.1f} LU "
-                f"at unity, so fader {gain_db:+.1f} dB (replaces the role offset above)")
+                f"{self.name}: the model puts it {model_level:+.1f} LU from the average track"
+                + (f", the stems as given {weight:.0%} of the way to their own balance: {level:+.1f} LU"
+                   if weight > 0.005 else "") +
+                f"; its strip and reverb read {lufs - reference:+.1f} LU at unity, so fader {gain_db:+.1f} dB "
+                "(replaces the role offset above)")
         for param, value in master_chain([settings.get(names[k], "gain_db") for k in active]).items():
             settings.set_master(param, value)
         if self.strips == "no-eq":

@@ -121,6 +121,15 @@ def song_errors(table: CorpusTable, predict) -> np.ndarray:
     return np.array(out)
 
 
+def residual_var_db2(table: CorpusTable, predict) -> float:
+    """Variance of the per-track error after removing each song's mean (dB²)."""
+    residuals = []
+    for k, rows in enumerate(table.tracks):
+        error = np.asarray(predict(song_features(rows)), dtype=np.float64) - table.levels[k]
+        residuals.append(error - error.mean())
+    return float(np.mean(np.square(np.concatenate(residuals))))
+
+
 def summary(table: CorpusTable, predict) -> dict[str, Any]:
     """Median per-song balance error overall and per family (``predict=None``: equal loudness)."""
     errors = song_errors(table, predict)
@@ -301,6 +310,7 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         model, info = train_forest(cfg, train, val, log)
     else:
         model, info = train_net(cfg, train, val, resume, log)
+    info["val_residual_var_db2"] = round(residual_var_db2(val, model.predict), 3)
     info.update({"description": cfg.description, "config": to_dict(cfg),
                  "data": {"root": d.songs_root, "train_songs": len(train.songs),
                           "train_tracks": int(sum(len(t) for t in train.tracks)), "val_songs": len(val.songs)},
