@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import time
@@ -67,7 +68,10 @@ def _source_module(family: str):
 
 def song_id(source: SourceFile) -> str:
     """A file-name-safe, stable id: package + the file's path inside it."""
-    text = f"{source.package}__{Path(source.source_path).with_suffix('').as_posix()}"
+    # Only a real extension goes ("a.wad!D_E1M1" names a lump inside a WAD: all of it stays).
+    path = re.sub(r"\.(mod|xm|s3m|it|mptm|mid|midi|kar|rmi|h2song|[a-z0-9]{1,4})$", "", source.source_path,
+                  flags=re.IGNORECASE)
+    text = f"{source.package}__{path}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:120]
 
 
@@ -80,8 +84,8 @@ def assign_splits(sources: Sequence[SourceFile], seed: int = 0,
     """``song_id → split``, keeping every package and every author inside one split.
 
     Packages and authors are the nodes of a graph and each file joins its package to its author;
-    a connected component moves as one. Within each family, components are shuffled (seeded)
-    and each goes to the split furthest below its share of the family's songs, so every
+    a connected component moves as one. Within each family the components are partitioned so
+    each split's song count comes closest to its share (:func:`_partition`, seeded), so every
     family is represented in every split where it has enough components.
     """
     fractions = fractions or SPLIT_FRACTIONS
@@ -107,17 +111,38 @@ def assign_splits(sources: Sequence[SourceFile], seed: int = 0,
     for family in sorted({s.family for s in sources}):
         members = {key: items for key, items in components.items()
                    if max({i.family for i in items}, key=[i.family for i in items].count) == family}
-        total = sum(len(v) for v in members.values())
-        count = dict.fromkeys(fractions, 0)
-        order = sorted(members)
-        rng.shuffle(order)
-        for key in order:
-            deficit = {name: frac * total - count[name] for name, frac in fractions.items()}
-            best = max(deficit, key=lambda name: (deficit[name], -list(fractions).index(name)))
-            count[best] += len(members[key])
+        keys = sorted(members)
+        chosen = _partition([len(members[k]) for k in keys], list(fractions.values()), rng)
+        for key, split_index in zip(keys, chosen, strict=True):
             for source in members[key]:
-                splits[song_id(source)] = best
+                splits[song_id(source)] = list(fractions)[split_index]
     return splits
+
+
+PARTITION_TRIES = 3000
+
+
+def _partition(sizes: list[int], fractions: list[float], rng: np.random.Generator) -> list[int]:
+    """Split index per component so the splits' song counts come closest to ``fractions``.
+
+    Components can be large (a package of 65 songs), so one greedy pass often overshoots;
+    :data:`PARTITION_TRIES` seeded random orders are each filled greedily (every component to
+    the split furthest below its target) and the closest result (squared deviation) is kept.
+    """
+    total = float(sum(sizes))
+    targets = np.array(fractions) / sum(fractions) * total
+    best, best_cost = [0] * len(sizes), math.inf
+    for _ in range(PARTITION_TRIES):
+        counts = np.zeros(len(fractions))
+        chosen = [0] * len(sizes)
+        for i in rng.permutation(len(sizes)):
+            k = int(np.argmax(targets - counts))
+            chosen[i] = k
+            counts[k] += sizes[i]
+        cost = float(np.sum((counts - targets) ** 2))
+        if cost < best_cost:
+            best, best_cost = chosen, cost
+    return best
 
 
 def _write_flac(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -187,6 +212,21 @@ def _render_one(args: tuple[SourceFile, str, Path, float]) -> tuple[str, dict | 
         return folder.name, None, str(exc)
 
 
+def _move_if_resplit(out: Path, folder: Path) -> None:
+    """A song built under another split (the split rule changed) moves instead of rendering again."""
+    if (folder / "song.json").is_file():
+        return
+    for other in SPLIT_FRACTIONS:
+        old = out / other / folder.name
+        if old != folder and (old / "song.json").is_file():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old, folder)
+            meta = json.loads((folder / "song.json").read_text(encoding="utf-8"))
+            meta["split"] = folder.parent.name
+            _write_json(folder / "song.json", meta)
+            return
+
+
 def _manifest_row(meta: dict) -> dict:
     row = {name: meta.get(name, "") for name in MANIFEST_FIELDS}
     row["tracks"] = len(meta["tracks"])
@@ -232,6 +272,7 @@ def build_real(out: Path, families: Sequence[str] = FAMILIES, max_seconds: float
         folder = out / splits[song_id(source)] / song_id(source)
         if folder.name in skipped:  # renders are deterministic: a file that failed fails again
             continue
+        _move_if_resplit(out, folder)
         if (folder / "song.json").is_file():
             rows.append(_manifest_row(json.loads((folder / "song.json").read_text(encoding="utf-8"))))
         else:
