@@ -39,6 +39,7 @@ from automix.cli_common import (
     mix_summary,
 )
 from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS
+from automix.mixers import DEFAULT_MIXER
 
 app = typer.Typer(
     cls=OneLineUsageErrors,
@@ -66,8 +67,8 @@ def mix(
     stems_dir: StemsDir,
     out: Out,
     params: ParamsOut = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="rules, mono, equal-loudness, random, a trained "
-                                       "model name or a checkpoint path (see `automix models`).")] = "rules",
+    model: Annotated[str, typer.Option("--model", "-m", help="rules, unity, mono, equal-loudness, random, a trained "
+                                       "model name or a checkpoint path (see `automix models`).")] = DEFAULT_MIXER,
     target_lufs: TargetLufs = DEFAULT_TARGET_LUFS,
     ceiling: Ceiling = DEFAULT_CEILING_DBTP,
     stems_out: StemsOut = None,

@@ -227,3 +227,21 @@ def test_given_balance_is_trusted_only_when_it_agrees():
     assert given_balance_weight(truth, predicted, 9.0) > 0.8  # stems that carry the author's balance
     recorded = rng.uniform(-15.0, 15.0, size=12)  # arbitrary recording levels
     assert given_balance_weight(recorded, predicted, 9.0) < 0.3
+
+
+def test_eval_reads_the_recorded_truth_not_an_estimate(corpus: Path):
+    from automix.evaluate.run import known_truth, load_song
+
+    # a song whose author kept the rule (every fifth one moves its faders at random)
+    song = next(s for s in find_songs(corpus) if int(s.name.rsplit("_", 1)[1]) % 5)
+    stems = load_song(song).stems
+    levels_lu, pans = known_truth(song, stems)
+    recorded = {Path(t["file"]).name: t for t in song.meta["tracks"]}
+    for stem, level, pan in zip(stems, levels_lu, pans):
+        assert level == pytest.approx(recorded[stem.path.name]["level_in_mix_lu"])
+        assert pan == pytest.approx(recorded[stem.path.name]["pan"])
+    # the fake author's rule: hats 8 LU under the kick (each fader wobbles by 0.3 dB)
+    by_role = {stem.path.stem.split("_")[1]: level for stem, level in zip(stems, levels_lu)}
+    assert by_role["hats"] - by_role["kick"] == pytest.approx(RULE_LU["hats"] - RULE_LU["kick"], abs=1.5)
+    stems[0].path = stems[0].path.with_name("renamed.flac")  # a stem the metadata does not know
+    assert known_truth(song, stems) is None

@@ -409,6 +409,21 @@ def _settings_for(task: SongTask, ctx: _SongContext, method: str) -> MixSettings
     return mixer.predict(song.stems, song.sample_rate, seed=task.seed)
 
 
+def known_truth(song: Song, stems: Sequence[Stem]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(level_in_mix_lu, pan)`` per stem when the song's metadata records its author's balance
+    (the real-balance corpus), else None. Levels are relative to the mix, so a method's
+    balance error compares loudness with loudness; stems are matched by file name."""
+    tracks = song.meta.get("tracks")
+    if not isinstance(tracks, list) or not all(isinstance(t, dict) and "level_in_mix_lu" in t for t in tracks):
+        return None
+    by_file = {Path(str(t.get("file", ""))).name: t for t in tracks}
+    chosen = [by_file.get(Path(s.path).name) if s.path is not None else None for s in stems]
+    if any(t is None for t in chosen):
+        return None
+    return (np.array([float(t["level_in_mix_lu"]) for t in chosen]),
+            np.array([float(t.get("pan", 0.0)) for t in chosen]))
+
+
 def evaluate_song(task: SongTask) -> SongOutcome:
     """Mix one song with each pending method and measure it; the target mix too when pending."""
     outcome = SongOutcome(task.song.name)
@@ -420,7 +435,12 @@ def evaluate_song(task: SongTask) -> SongOutcome:
         return outcome
     stem_lufs = np.array([integrated_lufs(s.audio, song.sample_rate) for s in song.stems], dtype=np.float64)
     target_gains = audible = None
-    if song.target is not None:
+    truth = known_truth(task.song, song.stems) if task.seconds is None else None
+    if truth is not None:  # the author's levels are known exactly: no need to estimate them from the mix
+        levels_lu, pans = truth
+        target_gains = (levels_lu - stem_lufs, pans)
+        audible = levels_lu >= AUDIBLE_LEVEL_LU
+    elif song.target is not None:
         target_gains = estimate_gains_pans([s.audio for s in song.stems], song.target)
         target_lufs = float(integrated_lufs(song.target, song.sample_rate))
         audible = _track_levels_lu(stem_lufs, target_gains[0], target_lufs) >= AUDIBLE_LEVEL_LU

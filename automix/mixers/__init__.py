@@ -14,7 +14,7 @@ from automix.errors import AutomixError
 from automix.mixers.base import Mixer
 
 BUILTIN_MIXERS: dict[str, str] = {
-    "rules": "knowledge-engineered mixer: roles from names and audio, documented rules (default)",
+    "rules": "knowledge-engineered mixer: roles from names and audio, documented rules",
     "mono": "baseline: plain sum, every strip neutral",
     "equal-loudness": "baseline: every stem at the same loudness, summed",
     "random": "baseline: equal loudness, then random faders (±12 dB) and pans (seeded)",
@@ -75,6 +75,8 @@ def available_mixers() -> dict[str, str]:
     if registry is not None:
         for name, description in registry.available_models().items():
             names.setdefault(name, description)
+    if DEFAULT_MIXER in names:
+        names[DEFAULT_MIXER] += " (default)"
     return names
 
 

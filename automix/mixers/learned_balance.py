@@ -19,7 +19,7 @@ import numpy as np
 from automix.analysis_windows import multitrack_windows
 from automix.console.loudness import SILENCE_LUFS, integrated_lufs
 from automix.console.render import render_console
-from automix.console.schema import MASTER, TRACK
+from automix.console.schema import MASTER, SEND_OFF_DB, TRACK
 from automix.console.settings import MixSettings
 from automix.errors import AutomixError
 from automix.io.audio import Stem
@@ -52,12 +52,13 @@ def strip_loudness_lufs(stems: list[Stem], settings: MixSettings, indices: list[
     return np.array(out, dtype=np.float64)
 
 
-STRIPS = ("rules", "no-eq")
-"""What the strips do besides the learned fader: everything the rules decide, or the rules without
-their EQ (high-pass and resonance cut). A checkpoint may choose (``training.strips`` in its JSON);
-the default, :data:`DEFAULT_STRIPS`, is what measured better: a high-pass turns the phase of a source near its cutoff, so the
-mix holds the track less *in phase* with its stem, which a least-squares balance reads as a
-quieter track (on generated songs: 4.4 dB balance error with the rules' EQ, 1.6 dB without)."""
+STRIPS = ("rules", "no-eq", "faders")
+"""What the strips do besides the learned fader: everything the rules decide, the rules without
+their EQ (high-pass and resonance cut), or nothing (``faders``: neutral strips, no reverb,
+centred). A checkpoint may choose (``training.strips`` in its JSON); the default,
+:data:`DEFAULT_STRIPS`, is what measured better: a high-pass turns the phase of a source near
+its cutoff, so the mix holds the track less *in phase* with its stem, which a least-squares
+balance reads as a quieter track (on generated songs: 4.4 dB balance error with the rules' EQ, 1.6 dB without)."""
 
 DEFAULT_STRIPS = "no-eq"
 
@@ -115,13 +116,21 @@ class BalanceMixer:
         settings = RulesMixer().predict(stems, sample_rate, seed=seed)
         settings.mixer = self.name
         names = [s.name for s in stems]
+        trims = [settings.get(n, "trim_db") for n in names]
+        active = [k for k, n in enumerate(names) if not any(note.startswith("left alone") for note in settings.notes[n])]
+        if self.strips == "faders":
+            settings = MixSettings.neutral(names, mixer=self.name, sample_rate=sample_rate, roles=settings.roles,
+                                           notes={n: [notes[0], "strip left neutral, centred, no reverb"]
+                                                  for n, notes in settings.notes.items()})
+            settings.set_fx("reverb.return_db", SEND_OFF_DB)
+            for k, trim_db in enumerate(trims):
+                settings.set(k, "trim_db", trim_db)
         if self.strips == "no-eq":
             eq = [i for i, param in enumerate(TRACK.names) if param.startswith("eq.")]
             settings.track[:, eq] = TRACK.defaults()[eq]
             for name in names:
                 settings.notes[name] = [n for n in settings.notes[name]
                                         if not n.startswith(("high-pass", "resonance"))] + ["EQ left flat"]
-        active = [k for k, n in enumerate(names) if not any(note.startswith("left alone") for note in settings.notes[n])]
         if not active:
             return settings
         levels = self.predict_levels([stems[k] for k in active])
@@ -143,6 +152,8 @@ class BalanceMixer:
                    if weight > 0.005 else "") +
                 f"; its strip and reverb read {lufs - reference:+.1f} LU at unity, so fader {gain_db:+.1f} dB "
                 "(replaces the role offset above)")
+        if self.strips == "faders":  # nothing but the balance: the master stays neutral too
+            return settings.clipped()
         for param, value in master_chain([settings.get(names[k], "gain_db") for k in active]).items():
             settings.set_master(param, value)
         if self.strips == "no-eq":
