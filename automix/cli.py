@@ -33,6 +33,7 @@ from automix.cli_common import (
     Seed,
     StemsDir,
     StemsOut,
+    Strict,
     TargetLufs,
     _debug,
     handles_errors,
@@ -76,6 +77,7 @@ def mix(
     seed: Seed = 0,
     sample_rate: SampleRate = None,
     bit_depth: BitDepth = "24",
+    strict: Strict = False,
     force: Force = False,
     quiet: Quiet = False,
     json_out: JsonOut = False,
@@ -87,7 +89,7 @@ def mix(
     with report.progress() as progress:
         result = engine.mix(stems_dir, out, params, model=model, target_lufs=target_lufs, ceiling_dbtp=ceiling,
                             sample_rate=sample_rate, stems_out=stems_out, device=device, seed=seed, force=force,
-                            bit_depth=bit_depth, progress=progress, log=report.log)
+                            bit_depth=bit_depth, progress=progress, log=report.log, strict=strict)
     report.emit(result.to_json(), mix_summary(result, "mixed"))
 
 
@@ -104,6 +106,7 @@ def render(
         "--sample-rate", help="Render rate in Hz [default: the JSON's sample_rate, else the most common stem rate]."
     )] = None,
     bit_depth: BitDepth = "24",
+    strict: Strict = False,
     force: Force = False,
     quiet: Quiet = False,
     json_out: JsonOut = False,
@@ -115,7 +118,7 @@ def render(
     with report.progress() as progress:
         result = engine.render(stems_dir, params, out, stems_out=stems_out, target_lufs=target_lufs,
                                ceiling_dbtp=ceiling, sample_rate=sample_rate, force=force, bit_depth=bit_depth,
-                               progress=progress, log=report.log)
+                               progress=progress, log=report.log, strict=strict)
     report.emit(result.to_json(), mix_summary(result, "rendered"))
 
 

@@ -52,6 +52,9 @@ TargetLufs = Annotated[float, typer.Option("--target-lufs", help="Integrated lou
 Ceiling = Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (trained models).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.", min=0)]
+Strict = Annotated[bool, typer.Option(
+    "--strict", help="Refuse stems with NaN/Inf samples instead of silencing damaged samples "
+    "(NaN/Inf or beyond +60 dBFS) with a note.")]
 
 
 # ---- error handling ------------------------------------------------------------------------

@@ -72,14 +72,22 @@ def decoded_bytes(files: list[Path], sample_rate: int | None = None) -> int:
     return total
 
 
-def _load(stems_dir: Path, sample_rate: int | None, log: Log | None, stream: bool | None,
+def _load(stems_dir: Path, sample_rate: int | None, log: Log | None, stream: bool | None, strict: bool,
           ) -> tuple[list[Stem] | list[StemFile], int, list[str]]:
     if stream is None:
         files, _ = scan_folder(stems_dir)
         stream = decoded_bytes(files, sample_rate) > STREAM_ABOVE_BYTES
     if stream:
-        return open_stems(stems_dir, sample_rate, log)
-    return load_stems(stems_dir, sample_rate, log)
+        return open_stems(stems_dir, sample_rate, log, strict=strict)
+    return load_stems(stems_dir, sample_rate, log, strict=strict)
+
+
+def add_stem_notes(settings: MixSettings, stems: list[Stem] | list[StemFile]) -> None:
+    """Put what loading did to each stem (e.g. damaged samples silenced) first in its track's
+    notes, so ``mix.json`` says it beside the mixer's own decisions (in place)."""
+    for stem in stems:
+        if stem.notes:
+            settings.notes[stem.name] = list(stem.notes) + list(settings.notes.get(stem.name, []))
 
 
 def log_notes(notes: list[str], log: Log | None) -> None:
@@ -359,6 +367,7 @@ def mix(
     progress: Progress | None = None,
     log: Log | None = None,
     stream: bool | None = None,
+    strict: bool = False,
 ) -> MixResult:
     """Mix a folder of stems with a mixer or trained model; write the mix and its ``mix.json``.
 
@@ -379,6 +388,8 @@ def mix(
         stream: read the stems block by block from disk and keep the mix in scratch files
             (memory independent of song length); None = when the stems would take more than
             :data:`STREAM_ABOVE_BYTES` in memory. Same output either way.
+        strict: refuse stems with NaN/Inf samples instead of silencing damaged samples (see
+            :mod:`automix.io.audio`).
     """
     started = time.perf_counter()
     out = Path(out)
@@ -396,12 +407,13 @@ def mix(
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
     report_step(progress, "load", 0.0)
-    stems, rate, notes = _load(Path(stems_dir), sample_rate, log, stream)
+    stems, rate, notes = _load(Path(stems_dir), sample_rate, log, stream, strict)
     try:
         report_step(progress, "load", 1.0)
         report_step(progress, "analyse", 0.0)
         settings = mixer.predict(stems, rate, seed=seed)
         check_predicted(settings, stems, model)
+        add_stem_notes(settings, stems)
         report_step(progress, "analyse", 1.0)
 
         settings.finalize[FINALIZE.index("target_lufs")] = finalize_values[0]
@@ -427,12 +439,13 @@ def render(
     progress: Progress | None = None,
     log: Log | None = None,
     stream: bool | None = None,
+    strict: bool = False,
 ) -> MixResult:
     """Render a folder of stems with the settings of a ``mix.json`` (e.g. after editing it).
 
     The stems folder must hold exactly the JSON's tracks. Without overrides, the loudness
     target, ceiling and sample rate are the JSON's, and the result is bit-identical to the
-    ``mix`` that wrote the JSON. ``stream``: as in :func:`mix`.
+    ``mix`` that wrote the JSON. ``stream``, ``strict``: as in :func:`mix`.
 
     Raises:
         AutomixError: missing/malformed params, stems that do not match, bad options.
@@ -452,7 +465,7 @@ def render(
 
     report_step(progress, "load", 0.0)
     rate = sample_rate if sample_rate is not None else settings.sample_rate
-    stems, rate, notes = _load(Path(stems_dir), rate, log, stream)
+    stems, rate, notes = _load(Path(stems_dir), rate, log, stream, strict)
     try:
         report_step(progress, "load", 1.0)
         stems = _match_stems(stems, settings, Path(stems_dir), params, plan.inputs)

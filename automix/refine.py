@@ -29,6 +29,7 @@ from automix.console.schema import FX, MASTER, TRACK, ParamGroup
 from automix.console.settings import MixSettings
 from automix.console.torch_console import mix_console
 from automix.errors import AutomixError
+from automix.models.mixer import MODEL_INPUT_LIMIT
 
 DEFAULT_REFINE_STEPS = 20
 """Default ``--refine`` steps: a 16-stem song refines in under a minute on 2 cores with the
@@ -102,6 +103,19 @@ def stems_tensor(windows: Sequence[Sequence[np.ndarray]]) -> tuple[Tensor, Tenso
             stems[w, k, : audio.shape[0]] = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
             is_stereo[w, k] = audio.shape[0] == 2
     return stems, is_stereo
+
+
+def bounded_by_trim(stems: Tensor, trim_db: np.ndarray, limit: float = MODEL_INPUT_LIMIT) -> Tensor:
+    """``stems`` ``(W, T, 2, n)`` clipped so that no sample exceeds ±``limit`` after its track's
+    trim (``trim_db``: ``(T,)`` dB), as the models' input is (:func:`automix.models.mixer.scaled_for_model`).
+
+    Real stems are never touched (a trimmed stem peaks far below +60 dBFS). A stem whose level is
+    beyond what the trim can correct (a broken render at +569 dBFS) would otherwise overflow the
+    float32 console's detector and spectra, and one NaN gradient makes every setting NaN.
+    """
+    bound = torch.as_tensor(limit / 10.0 ** (np.asarray(trim_db, dtype=np.float64) / 20.0), dtype=stems.dtype)
+    bound = bound.clamp(max=torch.finfo(stems.dtype).max)[None, :, None, None]
+    return torch.maximum(torch.minimum(stems, bound), -bound)
 
 
 def frozen_mask(group: ParamGroup, frozen: Sequence[str]) -> Tensor:
@@ -201,6 +215,7 @@ def optimise_console(
     if stems.shape[1] != len(init.track_names):
         raise AutomixError(f"{stems.shape[1]} stems but the settings have {len(init.track_names)} tracks")
     params = _Params(init, frozen or {})
+    stems = bounded_by_trim(stems, np.asarray(init.track)[:, TRACK.index("trim_db")])
     optimiser = torch.optim.Adam(params.parameters(), lr=lr)
     # Cosine decay to FINAL_LR_FRACTION·lr: big moves first, then settle without oscillating.
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -232,6 +247,9 @@ def optimise_console(
         if not math.isfinite(history[-1]):
             raise AutomixError("optimisation diverged (loss is not finite); try fewer steps or a smaller rate")
         total.backward()
+        for logits in params.parameters():  # a non-finite gradient must not make a setting NaN
+            if logits.grad is not None:
+                torch.nan_to_num_(logits.grad, nan=0.0, posinf=0.0, neginf=0.0)
         optimiser.step()
         schedule.step()
         step_seconds.append(time.perf_counter() - started)

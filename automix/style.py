@@ -46,6 +46,7 @@ from automix.engine import (
     Log,
     MixResult,
     Progress,
+    add_stem_notes,
     check_finalize_option,
     check_predicted,
     log_notes,
@@ -316,6 +317,7 @@ def style_transfer(
     bit_depth: str = "24",
     progress: Progress | None = None,
     log: Log | None = None,
+    strict: bool = False,
 ) -> StyleResult:
     """Mix ``stems_dir`` in the style of the reference mix(es) ``refs``; write the mix and its ``mix.json``.
 
@@ -328,7 +330,7 @@ def style_transfer(
         refine_steps: Adam steps of inference-time refinement (0 = off).
         amount, eq_amount, dynamics_amount, width_amount: 0 = the ``rules`` mix, 1 = full transfer.
         target_lufs, ceiling_dbtp, sample_rate, stems_out, device, seed, force, bit_depth,
-        progress, log: as for :func:`automix.engine.mix`.
+        progress, log, strict: as for :func:`automix.engine.mix`.
 
     Raises:
         AutomixError: bad options, stems or references (one-line messages).
@@ -359,7 +361,7 @@ def style_transfer(
     for ref in refs:
         check_reference(ref)
     report_step(progress, "load", 0.0)
-    stems, rate, notes = load_stems(stems_dir, sample_rate, log)
+    stems, rate, notes = load_stems(stems_dir, sample_rate, log, strict=strict)
     references = [load_reference(r, rate) for r in refs]
     report_step(progress, "load", 1.0)
 
@@ -383,6 +385,7 @@ def style_transfer(
     settings = blend_settings(neutral, transferred, amount, eq_amount=eq_amount,
                               dynamics_amount=dynamics_amount, width_amount=width_amount)
     settings.mixer = f"style-transfer:{transferred.mixer}"
+    add_stem_notes(settings, stems)
     settings.finalize[FINALIZE.index("target_lufs")] = finalize_values[0]
     settings.finalize[FINALIZE.index("ceiling_dbtp")] = finalize_values[1]
     settings.sample_rate = rate

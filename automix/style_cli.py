@@ -24,6 +24,7 @@ from automix.cli_common import (
     Seed,
     StemsDir,
     StemsOut,
+    Strict,
     TargetLufs,
     handles_errors,
     mix_summary,
@@ -57,6 +58,7 @@ def style_transfer_command(
     seed: Seed = 0,
     sample_rate: SampleRate = None,
     bit_depth: BitDepth = "24",
+    strict: Strict = False,
     force: Force = False,
     quiet: Quiet = False,
     json_out: JsonOut = False,
@@ -71,6 +73,7 @@ def style_transfer_command(
             eq_amount=eq_amount, dynamics_amount=dynamics_amount, width_amount=width_amount,
             target_lufs=target_lufs, ceiling_dbtp=ceiling, sample_rate=sample_rate, stems_out=stems_out,
             device=device, seed=seed, force=force, bit_depth=bit_depth, progress=progress, log=report.log,
+            strict=strict,
         )
     report.emit(result.to_json(), mix_summary(result, "style-transferred"))
 
@@ -85,6 +88,7 @@ def reverse_command(
                                        "faders, pans and widths, or fitted EQ curves when clearly better).",
                                        min=0)] = 60,
     sample_rate: SampleRate = None,
+    strict: Strict = False,
     force: Force = False,
     quiet: Quiet = False,
     json_out: JsonOut = False,
@@ -95,6 +99,6 @@ def reverse_command(
     report = Reporter(quiet, json_out)
     with report.progress() as progress:
         result = reverse(stems_dir, mix, out, steps=steps, sample_rate=sample_rate, force=force,
-                         progress=progress, log=report.log)
+                         progress=progress, log=report.log, strict=strict)
     report.emit(result.to_json(), f"{result.report()}\nwrote {result.params_path}")
 

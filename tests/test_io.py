@@ -102,12 +102,119 @@ def test_all_silent_is_an_error(tmp_path, synth):
         load_stems(tmp_path)
 
 
-def test_nan_samples_name_the_file(tmp_path, synth):
+def test_nan_samples_name_the_file_when_strict(tmp_path, synth):
     x = sine(220, 44100)
     x[0, 100] = np.nan
     synth.write(tmp_path / "broken.wav", x)
-    with pytest.raises(AudioLoadError, match=r"broken\.wav: 1 NaN/Inf"):
-        load_stems(tmp_path)
+    for load in (load_stems, open_stems):
+        with pytest.raises(AudioLoadError, match=r"^broken\.wav: 1 NaN/Inf samples; the file is damaged"):
+            load(tmp_path, strict=True)
+    with pytest.raises(AudioLoadError, match=r"^broken\.wav: 1 NaN/Inf samples"):  # a single file (a reference)
+        load_audio(tmp_path / "broken.wav")
+
+
+def _damaged_song(folder: Path, synth) -> tuple[Path, np.ndarray]:
+    """A float WAV lead (44.1 kHz) with 2 NaN and one 1e6 sample beside a clean bass at 48 kHz
+    (so both loaders also resample); returns the lead's path and its clean samples."""
+    folder.mkdir()
+    clean = synth.lead(1.0)
+    x = clean.copy()
+    x[0, 4410], x[0, 30000], x[0, 20000] = np.nan, np.nan, 1e6
+    synth.write(folder / "bass.wav", synth.bass(1.0, 48000), 48000)
+    return synth.write(folder / "lead.wav", x), clean
+
+
+def test_damaged_samples_are_silenced_alike_in_memory_and_streamed(tmp_path, synth):
+    """NaN/Inf and absurd (> +60 dBFS) samples become 0 with one note, the rest is untouched;
+    streamed stems read the same samples; the file itself is never changed."""
+    lead, clean = _damaged_song(tmp_path / "stems", synth)
+    before = lead.read_bytes()
+    loaded, rate, notes = load_stems(tmp_path / "stems", sample_rate=44100)
+    streamed, _, streamed_notes = open_stems(tmp_path / "stems", sample_rate=44100)
+    try:
+        assert rate == 44100 and [s.name for s in loaded] == ["bass.wav", "lead.wav"]
+        expected = clean.copy()
+        expected[0, [4410, 20000, 30000]] = 0.0
+        by_name = {s.name: s for s in loaded}
+        np.testing.assert_array_equal(by_name["lead.wav"].audio, expected)
+        note = "3 damaged samples (NaN/Inf or beyond +60 dBFS) silenced, first at 0.100 s"
+        assert by_name["lead.wav"].notes == [note] and by_name["bass.wav"].notes == []
+        assert f"lead.wav: {note}" in notes
+        assert streamed_notes == notes
+        for memory, disk in zip(loaded, streamed):
+            assert disk.notes == memory.notes
+            np.testing.assert_allclose(disk.read(0, disk.frames), memory.audio, rtol=0, atol=1e-6)
+        assert np.array_equal(streamed[1].read(19990, 20010), expected[:, 19990:20010])
+    finally:
+        for stem in streamed:
+            stem.close()
+    # Resampled (the damaged lead to 48 kHz): the repair comes first on both paths.
+    loaded, _, _ = load_stems(tmp_path / "stems", sample_rate=48000)
+    streamed, _, _ = open_stems(tmp_path / "stems", sample_rate=48000)
+    try:
+        assert np.isfinite(loaded[1].audio).all() and np.abs(loaded[1].audio).max() < 1.0
+        for memory, disk in zip(loaded, streamed):
+            np.testing.assert_allclose(disk.read(0, disk.frames), memory.audio, rtol=0, atol=1e-6)
+    finally:
+        for stem in streamed:
+            stem.close()
+    assert lead.read_bytes() == before
+
+
+@pytest.mark.parametrize(("name", "subtype"), [("x.wav", "FLOAT"), ("x.wav", "DOUBLE"), ("x.aiff", "FLOAT")])
+def test_damaged_samples_are_silenced_by_either_decoder(tmp_path, name, subtype):
+    """Float WAV is decoded by automix, double WAV and float AIFF by libsndfile: the same repair."""
+    x = np.full((2, 2000), 0.25)
+    x[1, 700], x[0, 1500] = -np.inf, 1e30
+    sf.write(tmp_path / name, x.T, 8000, subtype=subtype)
+    for load in (load_stems, open_stems):
+        stems, _, notes = load(tmp_path)
+        audio = stems[0].audio
+        if load is open_stems:
+            stems[0].close()
+        assert audio[1, 700] == 0.0 and audio[0, 1500] == 0.0 and np.count_nonzero(audio != 0.25) == 2
+        assert notes == [f"{name}: 2 damaged samples (NaN/Inf or beyond +60 dBFS) silenced, first at 0.087 s"]
+
+
+def test_strict_keeps_finite_samples_and_refuses_nan(tmp_path, synth):
+    x = synth.lead(0.5)
+    x[0, 100] = 1e6  # finite: kept as it is (the older rule)
+    synth.write(tmp_path / "loud.wav", x)
+    stems, _, notes = load_stems(tmp_path, strict=True)
+    assert stems[0].audio[0, 100] == 1e6 and stems[0].notes == [] and not any("damaged" in n for n in notes)
+    x[0, 200] = np.inf
+    synth.write(tmp_path / "loud.wav", x)
+    for load in (load_stems, open_stems):
+        with pytest.raises(AudioLoadError, match=r"^loud\.wav: 1 NaN/Inf samples.*without --strict"):
+            load(tmp_path, strict=True)
+
+
+@pytest.mark.parametrize("damaged_share", [0.02, 1.0])
+def test_mostly_damaged_stem_is_refused(tmp_path, synth, damaged_share):
+    x = synth.pad(0.5)  # stereo: samples are counted per channel
+    step = round(1 / damaged_share)
+    x[:, ::step] = np.nan
+    synth.write(tmp_path / "a.wav", synth.kick(0.5))
+    synth.write(tmp_path / "noise.wav", x)
+    share = f"{100 * x[:, ::step].size / x.size:.3g}%"
+    for load in (load_stems, open_stems):
+        with pytest.raises(AudioLoadError, match=rf"^noise\.wav: {x[:, ::step].size} of its {x.size} samples "
+                                                 rf"\({share}\) are NaN/Inf or beyond \+60 dBFS; the file is too damaged"):
+            load(tmp_path)
+
+
+def test_damage_at_the_limit(tmp_path, synth):
+    """Exactly +60 dBFS is kept; one step beyond is damage; at most 1 % damaged is repaired."""
+    x = np.zeros((1, 1000), np.float32)
+    x[0, :9] = 0.5
+    x[0, 10], x[0, 11], x[0, 12] = 1e3, -1e3, np.nextafter(np.float32(1e3), np.float32(np.inf))
+    synth.write(tmp_path / "edge.wav", x)
+    stems, _, _ = load_stems(tmp_path)
+    assert stems[0].audio[0, 10] == 1e3 and stems[0].audio[0, 11] == -1e3 and stems[0].audio[0, 12] == 0.0
+    assert stems[0].notes == ["1 damaged sample (NaN/Inf or beyond +60 dBFS) silenced, first at 0.000 s"]
+    x[0, 20:29] = np.nan  # 10 of 1000: exactly 1 %, still repaired
+    synth.write(tmp_path / "edge.wav", x)
+    assert load_stems(tmp_path)[0][0].notes[0].startswith("10 damaged samples")
 
 
 def test_more_than_two_channels_refused(tmp_path, synth):
@@ -184,7 +291,7 @@ def test_parallel_loading_reports_the_first_bad_file(tmp_path, synth):
     (tmp_path / "d.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
     for load in (load_stems, open_stems):  # in memory and streamed
         with pytest.raises(AudioLoadError, match=r"^b\.wav: 2 NaN/Inf samples"):
-            load(tmp_path)
+            load(tmp_path, strict=True)
     (tmp_path / "b.wav").unlink()
     for load in (load_stems, open_stems):
         with pytest.raises(AudioLoadError, match=r"^d\.wav: cannot decode"):

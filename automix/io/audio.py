@@ -8,14 +8,21 @@ Loading rules (what a user can rely on):
   polyphase Kaiser-windowed resampler, and padded with silence to the longest stem;
 * mono stays mono, stereo stays stereo; more than two channels is refused (automix does not
   guess a surround layout);
-* a file that cannot be decoded, or that holds NaN/Inf samples, is an error naming the file;
+* a file that cannot be decoded is an error naming the file;
+* damaged samples (NaN, Inf, or a magnitude beyond :data:`DAMAGED_SAMPLE_LIMIT`, +60 dBFS: what
+  a broken render leaves, and what a DAW plays as a click at worst) are replaced with silence,
+  with one note per stem saying how many and where the first one is; a stem with more than
+  :data:`MAX_DAMAGED_FRACTION` of its samples damaged is refused. ``strict=True`` keeps the
+  older rule: a NaN/Inf sample is an error and finite samples are kept whatever their level;
 * silent stems (peak below :data:`SILENCE_PEAK_DBFS`) are reported and skipped.
 
 Decoding: plain PCM/float WAV data (16, 24, 32-bit integer, 32-bit float: what DAWs export)
 is converted here by a compiled loop, to the same float32 values libsndfile gives but several
 times faster; every other format goes through libsndfile. Either way a file is decoded block
-by block straight into its ``(channels, samples)`` array, with the NaN/Inf count and the
-peak taken on the way, and :func:`load_stems` decodes two files at a time.
+by block straight into its ``(channels, samples)`` array, with damaged samples silenced and
+counted and the peak taken on the way (so a stem loaded in memory and one streamed from disk
+read the same samples), and :func:`load_stems` decodes two files at a time. The files are only
+ever read.
 
 Writing rules: outputs go to a temporary file in the target folder and are moved into
 place with ``os.replace`` (a crash never leaves half a file), an existing output is refused
@@ -31,7 +38,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self, TypeVar
 
@@ -46,6 +53,15 @@ AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc"
 
 SILENCE_PEAK_DBFS = -80.0
 """A stem whose sample peak is below this level carries nothing audible and is skipped."""
+
+DAMAGED_SAMPLE_LIMIT = 1e3
+"""Sample magnitude (full scale = 1; 1e3 = +60 dBFS) beyond which a finite sample is damage,
+not audio: float renders that go wrong leave isolated values like 1e6 or 1e30 beside normal
+samples, while real audio, even badly clipped float audio, stays within a few dB of 0 dBFS."""
+
+MAX_DAMAGED_FRACTION = 0.01
+"""A stem with more than this fraction of its samples damaged is refused: silencing that much
+would change the music rather than repair a few broken samples."""
 
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 384000
@@ -74,12 +90,15 @@ class Stem:
         audio: float32 ``(channels, samples)``, channels 1 or 2.
         sample_rate: Hz.
         path: where it was read from, or None for generated audio.
+        notes: what loading changed in this stem's samples (damaged samples silenced); the
+            engine adds them to the track's notes in ``mix.json``.
     """
 
     name: str
     audio: np.ndarray
     sample_rate: int
     path: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def channels(self) -> int:
@@ -121,27 +140,36 @@ _PCM_SCALES = {16: 2.0**-15, 24: 2.0**-23, 32: 2.0**-31}
 
 
 @numba.njit(cache=True, nogil=True)
-def _deinterleave(src: np.ndarray, scale: float, out: np.ndarray) -> tuple[float, int]:  # pragma: no cover
+def _deinterleave(src: np.ndarray, scale: float, limit: float, out: np.ndarray
+                  ) -> tuple[float, int, int]:  # pragma: no cover
     """``out[c, i] = float32(src[i·channels + c]) · scale`` for interleaved int16/int32/float32
-    ``src``; returns ``(peak magnitude of the finite samples, count of NaN/Inf samples)``."""
+    ``src``, with damaged samples (NaN/Inf, or magnitude above ``limit``) written as 0.
+
+    Returns ``(peak magnitude of the kept samples, count of damaged samples, frame of the first
+    damaged one or -1)``.
+    """
     channels, n = out.shape
     factor = np.float32(scale)
     peak = np.float32(0.0)
-    bad = 0
+    bad, first = 0, -1
     for i in range(n):
         for c in range(channels):
             v = np.float32(src[i * channels + c]) * factor
-            out[c, i] = v
-            if np.isfinite(v):
+            if np.isfinite(v) and abs(v) <= limit:
+                out[c, i] = v
                 peak = max(peak, abs(v))
             else:
+                out[c, i] = np.float32(0.0)
+                if bad == 0:
+                    first = i
                 bad += 1
-    return float(peak), bad
+    return float(peak), bad, first
 
 
 @numba.njit(cache=True, nogil=True)
-def _deinterleave_24(raw: np.ndarray, out: np.ndarray) -> tuple[float, int]:  # pragma: no cover
-    """:func:`_deinterleave` for packed little-endian 24-bit samples (``raw``: bytes as uint8)."""
+def _deinterleave_24(raw: np.ndarray, out: np.ndarray) -> tuple[float, int, int]:  # pragma: no cover
+    """:func:`_deinterleave` for packed little-endian 24-bit samples (``raw``: bytes as uint8);
+    integers are never damaged (their magnitude is at most 1)."""
     channels, n = out.shape
     factor = np.float32(2.0**-23)
     peak = np.float32(0.0)
@@ -152,7 +180,7 @@ def _deinterleave_24(raw: np.ndarray, out: np.ndarray) -> tuple[float, int]:  # 
             v = np.float32(u - ((u & 0x800000) << 1)) * factor  # sign-extend from 24 bits
             out[c, i] = v
             peak = max(peak, abs(v))
-    return float(peak), 0
+    return float(peak), 0, -1
 
 
 @dataclass(frozen=True)
@@ -222,12 +250,69 @@ def _decode_error(path: Path, e: Exception) -> AudioLoadError:
     return AudioLoadError(f"{path.name}: cannot decode audio ({_short_reason(reason, path)})")
 
 
-class _SampleReader:
-    """Decodes blocks of one audio file to float32 ``(channels, n)``: plain WAV data here
-    (:func:`_find_wav_data`), anything else through libsndfile. Raises libsndfile's errors.
+@dataclass(frozen=True)
+class Damage:
+    """Damaged samples found while decoding (they were decoded as silence).
+
+    Attributes:
+        count: damaged samples, counted per channel.
+        first_frame: frame of the first one in the file, -1 when there is none.
     """
 
-    def __init__(self, path: Path) -> None:
+    count: int = 0
+    first_frame: int = -1
+
+    def plus(self, count: int, first_frame: int) -> Damage:
+        """This damage and ``count`` more samples, the first of them at ``first_frame``."""
+        if count == 0:
+            return self
+        return Damage(self.count + count, self.first_frame if self.count else first_frame)
+
+
+_DAMAGE_WORDS = f"NaN/Inf or beyond +{20.0 * math.log10(DAMAGED_SAMPLE_LIMIT):.0f} dBFS"
+
+
+def _repair_note(path: Path, damage: Damage, samples: int, sample_rate: int, strict: bool) -> str | None:
+    """What silencing a stem's damaged samples did, for the stem's notes; None when it had none.
+
+    Args:
+        path: the stem's file (its name starts the errors).
+        damage: what decoding found (``samples``: channels × frames of the file).
+        sample_rate: the file's rate, Hz (for the time of the first damaged sample).
+        strict: refuse any damaged sample instead (the file was decoded with no level limit,
+            so only NaN/Inf samples count).
+
+    Raises:
+        AudioLoadError: ``strict`` and damage, or more than :data:`MAX_DAMAGED_FRACTION` of
+            the samples damaged.
+    """
+    if damage.count == 0:
+        return None
+    if strict:
+        raise AudioLoadError(f"{path.name}: {damage.count} NaN/Inf samples; the file is damaged "
+                             "(without --strict they are silenced)")
+    if damage.count > MAX_DAMAGED_FRACTION * samples:
+        share = 100.0 * damage.count / max(samples, 1)
+        raise AudioLoadError(f"{path.name}: {damage.count} of its {samples} samples ({share:.3g}%) are "
+                             f"{_DAMAGE_WORDS}; the file is too damaged to repair")
+    plural = "" if damage.count == 1 else "s"
+    return (f"{damage.count} damaged sample{plural} ({_DAMAGE_WORDS}) silenced, "
+            f"first at {damage.first_frame / sample_rate:.3f} s")
+
+
+def _sample_limit(strict: bool) -> float:
+    """The decoders' damaged-sample limit: none with ``strict`` (finite samples are kept as they are)."""
+    return math.inf if strict else DAMAGED_SAMPLE_LIMIT
+
+
+class _SampleReader:
+    """Decodes blocks of one audio file to float32 ``(channels, n)``: plain WAV data here
+    (:func:`_find_wav_data`), anything else through libsndfile. Samples that are NaN/Inf or
+    beyond ``limit`` in magnitude are decoded as 0 (and counted). Raises libsndfile's errors.
+    """
+
+    def __init__(self, path: Path, limit: float = DAMAGED_SAMPLE_LIMIT) -> None:
+        self.limit = float(limit)
         self._file: sf.SoundFile | None = sf.SoundFile(str(path))
         self._fd = -1
         try:
@@ -247,25 +332,26 @@ class _SampleReader:
         self._buffer = np.empty(DECODE_BLOCK_FRAMES * width, dtype=np.uint8)  # one interleaved block
         self._position = 0  # libsndfile's read position
 
-    def read_into(self, start: int, out: np.ndarray) -> tuple[int, float, int]:
+    def read_into(self, start: int, out: np.ndarray) -> tuple[int, float, Damage]:
         """Decode frames ``[start, start + out.shape[1])`` into float32 ``out`` ``(channels, n)``.
 
-        Returns ``(frames decoded, peak magnitude, NaN/Inf count)``; fewer frames than asked
-        only at the end of the file.
+        Returns ``(frames decoded, peak magnitude of the kept samples, the damaged samples
+        silenced)``; fewer frames than asked only at the end of the file.
         """
-        done, peak, bad = 0, 0.0, 0
+        done, peak, damage = 0, 0.0, Damage()
         while done < out.shape[1]:
             n = min(DECODE_BLOCK_FRAMES, out.shape[1] - done)
-            got, block_peak, block_bad = self._decode(start + done, out[:, done:done + n])
-            done, peak, bad = done + got, max(peak, block_peak), bad + block_bad
+            got, block_peak, block_bad, block_first = self._decode(start + done, out[:, done:done + n])
+            damage = damage.plus(block_bad, start + done + block_first)
+            done, peak = done + got, max(peak, block_peak)
             if got < n:
                 break
-        return done, peak, bad
+        return done, peak, damage
 
-    def _decode(self, start: int, out: np.ndarray) -> tuple[int, float, int]:
+    def _decode(self, start: int, out: np.ndarray) -> tuple[int, float, int, int]:
         n = min(out.shape[1], max(self.frames - start, 0))
         if n == 0:
-            return 0, 0.0, 0
+            return 0, 0.0, 0, -1
         out = out[:, :n]
         if self._wav is not None:
             bits = self._wav.bits
@@ -275,19 +361,20 @@ class _SampleReader:
             if got != size:
                 raise RuntimeError("the file is shorter than its header says")
             if bits == 24:
-                peak, bad = _deinterleave_24(raw, out)
+                peak, bad, first = _deinterleave_24(raw, out)
             else:
                 dtype = np.float32 if self._wav.is_float else np.int16 if bits == 16 else np.int32
-                peak, bad = _deinterleave(raw.view(dtype), 1.0 if self._wav.is_float else _PCM_SCALES[bits], out)
-            return n, peak, bad
+                scale = 1.0 if self._wav.is_float else _PCM_SCALES[bits]
+                peak, bad, first = _deinterleave(raw.view(dtype), scale, self.limit, out)
+            return n, peak, bad, first
         assert self._file is not None  # for the type checker: only plain WAV closes it, and it returned above
         if start != self._position:
             self._file.seek(start)
         block = self._buffer.view(np.float32)[: n * self.channels].reshape(n, self.channels)
         got = self._file.buffer_read_into(block, dtype="float32")
         self._position = start + got
-        peak, bad = _deinterleave(block[:got].reshape(-1), 1.0, out[:, :got])
-        return got, peak, bad
+        peak, bad, first = _deinterleave(block[:got].reshape(-1), 1.0, self.limit, out[:, :got])
+        return got, peak, bad, first
 
     def close(self) -> None:
         if self._file is not None:
@@ -298,9 +385,9 @@ class _SampleReader:
             self._fd = -1
 
 
-def _open_reader(path: Path) -> _SampleReader:
-    """:class:`_SampleReader` for ``path``, with the loader's one-line errors (empty file, cannot
-    decode, more than two channels)."""
+def _open_reader(path: Path, limit: float = DAMAGED_SAMPLE_LIMIT) -> _SampleReader:
+    """:class:`_SampleReader` for ``path`` (``limit``: as there), with the loader's one-line
+    errors (empty file, cannot decode, more than two channels)."""
     if path.stat().st_size == 0:
         raise AudioLoadError(f"{path.name}: empty file (0 bytes)")
     try:  # libsndfile reports a file it may not open as "System error."
@@ -309,7 +396,7 @@ def _open_reader(path: Path) -> _SampleReader:
     except OSError as e:
         raise AudioLoadError(f"{path.name}: cannot read ({e.strerror or e})") from None
     try:
-        reader = _SampleReader(path)
+        reader = _SampleReader(path, limit)
     except _DECODE_ERRORS as e:
         raise _decode_error(path, e) from None
     if reader.channels > 2:
@@ -328,8 +415,9 @@ def _check_rate(path: Path, sample_rate: int) -> None:
         )
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, int, float]:
-    """``(audio, sample rate, peak magnitude)`` of one file; see :func:`load_audio`."""
+def _read_file(path: Path, limit: float) -> tuple[np.ndarray, int, float, Damage]:
+    """``(audio, sample rate, peak magnitude, damage)`` of one file, samples beyond ``limit`` (and
+    NaN/Inf) silenced; see :func:`load_audio`."""
     try:
         is_dir, exists, is_file = path.is_dir(), path.exists(), path.is_file()
     except OSError as e:  # e.g. a name longer than the file system allows
@@ -340,29 +428,37 @@ def _read_file(path: Path) -> tuple[np.ndarray, int, float]:
         raise AudioLoadError(f"{path}: not a regular file (a pipe or device)")
     if not is_file:
         raise AudioLoadError(f"{path}: file not found")
-    reader = _open_reader(path)
+    reader = _open_reader(path, limit)
     try:
         audio = np.empty((reader.channels, reader.frames), dtype=np.float32)
-        frames, peak, bad = reader.read_into(0, audio)
+        frames, peak, damage = reader.read_into(0, audio)
     except _DECODE_ERRORS as e:
         raise _decode_error(path, e) from None
     finally:
         reader.close()
-    if bad:
-        raise AudioLoadError(f"{path.name}: {bad} NaN/Inf samples; the file is damaged")
     _check_rate(path, reader.sample_rate)
     if frames < audio.shape[1]:  # libsndfile announced more frames than the file holds
         audio = np.ascontiguousarray(audio[:, :frames])
-    return audio, reader.sample_rate, peak
+    return audio, reader.sample_rate, peak, damage
+
+
+def _read_stem(path: Path, strict: bool) -> tuple[np.ndarray, int, float, str | None]:
+    """``(audio, sample rate, peak magnitude, repair note or None)`` of one stem (see :func:`load_stems`)."""
+    audio, sample_rate, peak, damage = _read_file(path, _sample_limit(strict))
+    return audio, sample_rate, peak, _repair_note(path, damage, audio.size, sample_rate, strict)
 
 
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read one file as float32 ``(channels, samples)`` and its rate in Hz.
+    """Read one file as float32 ``(channels, samples)`` and its rate in Hz (e.g. a reference
+    mix): every finite sample as it is; stems go through :func:`load_stems`, which repairs them.
 
     Raises:
         AudioLoadError: unreadable/corrupt/empty file, more than 2 channels, NaN or Inf samples.
     """
-    audio, sample_rate, _ = _read_file(Path(path))
+    path = Path(path)
+    audio, sample_rate, _, damage = _read_file(path, math.inf)
+    if damage.count:
+        raise AudioLoadError(f"{path.name}: {damage.count} NaN/Inf samples; the file is damaged")
     return audio, sample_rate
 
 
@@ -485,7 +581,7 @@ def _prepare_decoders() -> None:
     raw = np.zeros(12, dtype=np.uint8)
     for out in (np.empty((1, 2), np.float32), np.empty((2, 4), np.float32)[:, :2]):  # mono, stereo
         _deinterleave_24(raw[:3 * out.size], out)
-        _deinterleave(raw[:4 * out.size].view(np.float32), 1.0, out)
+        _deinterleave(raw[:4 * out.size].view(np.float32), 1.0, DAMAGED_SAMPLE_LIMIT, out)
 
 
 def _file_size(path: Path) -> int:
@@ -519,12 +615,14 @@ R = TypeVar("R")
 
 def _read_audible(
     folder: str | Path, files: list[Path], read: Callable[[Path], R],
-    frames_and_peak: Callable[[R], tuple[int, float]], note: Callable[[str], None],
+    describe: Callable[[R], tuple[int, float, str | None]], note: Callable[[str], None],
 ) -> list[tuple[Path, R]]:
     """``read`` every file on :data:`LOAD_WORKERS` threads and keep the audible ones, in name order.
 
     Largest files go first (the workers finish together); results are taken in name order, so the
-    first bad file by name is the one reported. Silent files are skipped with a note.
+    first bad file by name is the one reported. ``describe`` gives a result's ``(frames, peak,
+    repair note or None)``; a repair note is logged (``"kick.wav: …"``), silent files are skipped
+    with a note.
 
     Raises:
         AutomixError: every file is silent (and whatever ``read`` raises).
@@ -536,7 +634,9 @@ def _read_audible(
         jobs = {path: pool.submit(read, path) for path in sorted(files, key=_file_size, reverse=True)}
         for path in files:
             result = jobs[path].result()
-            frames, peak = frames_and_peak(result)
+            frames, peak, repaired = describe(result)
+            if repaired is not None:
+                note(f"{path.name}: {repaired}")
             if frames == 0 or not peak > 0 or 20.0 * math.log10(peak) < SILENCE_PEAK_DBFS:
                 note(f"skipped {path.name} (silent)")
                 continue
@@ -554,6 +654,7 @@ def load_stems(
     log: Log | None = None,
     *,
     exclude: Iterable[Path] = (),
+    strict: bool = False,
 ) -> tuple[list[Stem], int, list[str]]:
     """Load every stem in ``folder`` at one rate, padded to one length.
 
@@ -562,17 +663,22 @@ def load_stems(
         sample_rate: target rate in Hz; None uses the most common input rate.
         log: called with each note as it happens (e.g. the CLI's stderr printer).
         exclude: paths never treated as stems.
+        strict: refuse a stem with NaN/Inf samples and keep every finite sample as it is,
+            instead of silencing damaged samples (see the module docstring).
 
     Returns:
         ``(stems, sample_rate, notes)``; stems are float32 ``(channels, samples)``, all the
-        same length; notes say what was skipped, resampled or padded.
+        same length, each with its own repair note in ``Stem.notes``; notes say what was
+        repaired, skipped, resampled or padded.
 
     Raises:
         AutomixError / AudioLoadError: see the module docstring.
     """
     files, notes, note = _scan_stems(folder, sample_rate, log, exclude)
-    loaded = [Stem(path.name, audio, rate, path) for path, (audio, rate, _) in
-              _read_audible(folder, files, _read_file, lambda r: (r[0].shape[1], r[2]), note)]
+    loaded = [Stem(path.name, audio, rate, path, [repaired] if repaired else [])
+              for path, (audio, rate, _, repaired) in
+              _read_audible(folder, files, lambda path: _read_stem(path, strict),
+                            lambda r: (r[0].shape[1], r[2], r[3]), note)]
 
     rate = int(sample_rate) if sample_rate is not None else choose_sample_rate(s.sample_rate for s in loaded)
     for stem in loaded:
@@ -940,17 +1046,20 @@ def resample_blocks(read: Callable[[int, int], np.ndarray], frames: int, from_hz
 
 
 class StemFile:
-    """A stem streamed from disk: the same ``name``/``sample_rate``/``channels``/``frames``/``read``
-    API as :class:`Stem`, without holding the samples. ``read`` pads with silence past the end
-    (stems are padded to the longest). ``audio`` loads everything (for mixers that need it).
+    """A stem streamed from disk: the same ``name``/``sample_rate``/``channels``/``frames``/``read``/
+    ``notes`` API as :class:`Stem`, without holding the samples. ``read`` pads with silence past
+    the end (stems are padded to the longest) and silences damaged samples beyond ``limit`` as
+    :func:`load_stems` does. ``audio`` loads everything (for mixers that need it).
     """
 
     def __init__(self, name: str, path: Path, sample_rate: int, channels: int, frames: int,
-                 source: ScratchAudio | None = None) -> None:
+                 source: ScratchAudio | None = None, *, limit: float = DAMAGED_SAMPLE_LIMIT,
+                 notes: list[str] | None = None) -> None:
         self.name, self.path, self.sample_rate = name, path, int(sample_rate)
         self._channels, self.frames = int(channels), int(frames)
+        self.notes = list(notes or [])
         self._scratch = source
-        self._file = _SampleReader(path) if source is None else None
+        self._file = _SampleReader(path, limit) if source is None else None
 
     @property
     def channels(self) -> int:
@@ -975,7 +1084,7 @@ class StemFile:
         out = np.zeros((self._channels, max(stop - start, 0)), dtype=np.float32)
         lo, hi = max(start, 0), min(stop, self._file.frames)
         if hi > lo:
-            self._file.read_into(lo, out[:, lo - start:hi - start])
+            self._file.read_into(lo, out[:, lo - start:hi - start])  # damage was reported by open_stems
         return out
 
     def close(self) -> None:
@@ -991,25 +1100,26 @@ class StemFile:
         self.close()
 
 
-def _scan_file(path: Path) -> tuple[int, int, int, float]:
-    """``(sample_rate, channels, frames, peak)`` of one file, checked block by block like :func:`load_audio`."""
-    reader = _open_reader(path)
+def _scan_file(path: Path, strict: bool) -> tuple[int, int, int, float, str | None]:
+    """``(sample_rate, channels, frames, peak, repair note or None)`` of one stem, checked block by
+    block with the same rules as :func:`load_stems` (``strict``: as there)."""
+    reader = _open_reader(path, _sample_limit(strict))
     try:
         _check_rate(path, reader.sample_rate)
         block = np.empty((reader.channels, STREAM_BLOCK_SAMPLES), dtype=np.float32)
-        peak, bad = 0.0, 0
+        peak, damage = 0.0, Damage()
         for start in range(0, reader.frames, STREAM_BLOCK_SAMPLES):
-            got, block_peak, block_bad = reader.read_into(start, block[:, :reader.frames - start])
-            peak, bad = max(peak, block_peak), bad + block_bad
+            got, block_peak, block_damage = reader.read_into(start, block[:, :reader.frames - start])
+            peak = max(peak, block_peak)
+            damage = damage.plus(block_damage.count, block_damage.first_frame)
             if got < min(STREAM_BLOCK_SAMPLES, reader.frames - start):
                 break
     except _DECODE_ERRORS as e:
         raise _decode_error(path, e) from None
     finally:
         reader.close()
-    if bad:
-        raise AudioLoadError(f"{path.name}: {bad} NaN/Inf samples; the file is damaged")
-    return reader.sample_rate, reader.channels, reader.frames, peak
+    repaired = _repair_note(path, damage, reader.channels * reader.frames, reader.sample_rate, strict)
+    return reader.sample_rate, reader.channels, reader.frames, peak, repaired
 
 
 def open_stems(
@@ -1018,27 +1128,32 @@ def open_stems(
     log: Log | None = None,
     *,
     exclude: Iterable[Path] = (),
+    strict: bool = False,
 ) -> tuple[list[StemFile], int, list[str]]:
-    """Like :func:`load_stems`, but the stems stay on disk and are read block by block.
+    """Like :func:`load_stems` (the same samples, notes and errors), but the stems stay on disk
+    and are read block by block.
 
     Stems at another rate are resampled block by block into a temporary float32 file
     (:func:`resample_blocks`, same filter as :func:`resample`). Close the stems when done.
     """
     files, notes, note = _scan_stems(folder, sample_rate, log, exclude)
-    scanned = [(path, rate, channels, frames) for path, (rate, channels, frames, _) in
-               _read_audible(folder, files, _scan_file, lambda r: (r[2], r[3]), note)]
-    rate = int(sample_rate) if sample_rate is not None else choose_sample_rate(r for _, r, _, _ in scanned)
+    scanned = [(path, rate, channels, frames, [repaired] if repaired else [])
+               for path, (rate, channels, frames, _, repaired) in
+               _read_audible(folder, files, lambda path: _scan_file(path, strict), lambda r: (r[2], r[3], r[4]),
+                             note)]
+    rate = int(sample_rate) if sample_rate is not None else choose_sample_rate(r for _, r, _, _, _ in scanned)
+    limit = _sample_limit(strict)
     stems: list[StemFile] = []
     try:
-        for path, file_rate, channels, frames in scanned:
+        for path, file_rate, channels, frames, stem_notes in scanned:
             if file_rate == rate:
-                stems.append(StemFile(path.name, path, rate, channels, frames))
+                stems.append(StemFile(path.name, path, rate, channels, frames, limit=limit, notes=stem_notes))
                 continue
             note(f"resampled {path.name} from {file_rate} Hz to {rate} Hz")
-            with StemFile(path.name, path, file_rate, channels, frames) as original:
+            with StemFile(path.name, path, file_rate, channels, frames, limit=limit) as original:
                 scratch = ScratchAudio(channels, -(-frames * rate // file_rate))
                 resample_blocks(original.read, frames, file_rate, rate, scratch.write)
-            stems.append(StemFile(path.name, path, rate, channels, scratch.frames, scratch))
+            stems.append(StemFile(path.name, path, rate, channels, scratch.frames, scratch, notes=stem_notes))
         length = max(s.frames for s in stems)
         for stem in stems:
             if length - stem.frames > rate // 100:

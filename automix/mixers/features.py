@@ -185,10 +185,19 @@ def _medians_over_frames(power: np.ndarray) -> np.ndarray:
     return ((ordered[:, m // 2 - 1] + ordered[:, m // 2]) * np.float32(0.5)).astype(np.float64)
 
 
+FLOAT32_SPECTRUM_LIMIT = 1e18
+"""Bound on ``peak sample × frame length`` (≥ any bin's magnitude) below which a float32 FFT's
+power cannot overflow (float32 holds magnitudes to 1.8e19 squared)."""
+
+
 def _spectra_from_frames(frames: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(freqs_hz, mean_power, median_power)`` of float32 ``(frames, nperseg)`` (overwritten)."""
     # float32 FFTs: the spectra steer EQ decisions at a dB scale, 1e-6 relative error is irrelevant.
     nperseg = frames.shape[-1]
+    if float(np.abs(frames).max(initial=0.0)) * nperseg > FLOAT32_SPECTRUM_LIMIT:
+        # Samples this large (a broken render kept with --strict) overflow float32 powers to inf,
+        # and inf/inf makes every spectral feature NaN: such frames are analysed in float64.
+        frames = frames.astype(np.float64)
     frames *= _hann(nperseg)
     spectrum = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
     power = spectrum.real**2 + spectrum.imag**2

@@ -18,6 +18,15 @@ from torch import nn
 
 _EPS = 1e-8
 
+INPUT_LIMIT = 1e4
+"""Sample magnitude the spectrogram front end clamps its input to (+80 dBFS; NaN becomes 0).
+
+A guard for callers that bypass :class:`automix.models.mixer.ModelMixer`'s own clip (at
++60 dBFS): beyond about 1e16 the float32 STFT power overflows to inf, and one inf frame turns
+the whole network's output into NaN. Training audio never comes near it, so no gradient is
+lost. With it, a Hann-windowed bin's power is at most (1e4 · 512)² ≈ 3e13 and its mel sum
+stays far inside float32."""
+
 WINDOW_SAMPLES = 1024
 """FFT size of the encoders' log-mel front end: the model's input must be at least this long
 (training configs are checked against it)."""
@@ -44,6 +53,7 @@ class LogMel(nn.Module):
         """Mel power frames ``(..., n_mels, frames)`` (linear)."""
         lead = audio.shape[:-1]
         x = audio.reshape(-1, audio.shape[-1])
+        x = torch.nan_to_num(x, nan=0.0, posinf=INPUT_LIMIT, neginf=-INPUT_LIMIT).clamp(-INPUT_LIMIT, INPUT_LIMIT)
         spec = torch.stft(x, self.n_fft, self.hop_samples, window=self.window, center=True, return_complex=True)
         power = spec.real.square() + spec.imag.square()  # (batch, bins, frames)
         mel = torch.einsum("bkt,km->bmt", power, self.filterbank)
@@ -135,13 +145,16 @@ def balance_estimate_db(track_power: torch.Tensor, mix_power: torch.Tensor, trac
     Returns:
         ``(B, T)`` gains in dB, clipped to [−40, 20].
     """
-    x = track_power / (mix_power[:, None, :] + _EPS) * track_mask[..., None].to(track_power.dtype)
+    # float64: a loud track over a near-silent mix makes ratios of 1e20 and more, whose Gram
+    # products would overflow float32 (inf / inf = NaN); the problem is tiny (B·T·M values).
+    ratio = track_power.double() / (mix_power.double()[:, None, :] + _EPS)
+    x = ratio * track_mask[..., None].double()
     gram = x @ x.transpose(1, 2)  # (B, T, T)
     target = x.sum(-1)  # X · 1
     g = torch.ones_like(target)
     for _ in range(iterations):
         g = g * target / ((gram @ g[..., None])[..., 0] + 1e-12)
-    db = 10.0 * torch.log10(g + 1e-4)
+    db = torch.nan_to_num(10.0 * torch.log10(g + 1e-4), nan=-40.0).to(track_power.dtype)
     return torch.where(track_mask, db, torch.full_like(db, -40.0)).clamp(-40.0, 20.0)
 
 

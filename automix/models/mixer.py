@@ -8,6 +8,11 @@ combined by the median over the excerpts (one odd excerpt, e.g. a break or a fil
 drag the mix) and mapped to physical units through the schema. With several references,
 each one is paired with every excerpt of the song and the per-reference medians are
 averaged, so every reference weighs the same.
+
+The input normalisation is safe for any finite audio: levels are measured and gains applied
+in float64, and what the model sees is clipped to ±:data:`MODEL_INPUT_LIMIT` (a stem far
+louder than the trim range can correct, e.g. a broken render at +569 dBFS, would otherwise
+overflow the float32 spectrogram and make every prediction NaN).
 """
 
 from __future__ import annotations
@@ -32,6 +37,25 @@ REFERENCE_LUFS = -16.0
 """References are normalised to this loudness before analysis, in training (see
 :mod:`automix.data.samplers`) and here: about what 8–16 stems at −23 LUFS with typical
 faders sum to before the master stage."""
+
+
+MODEL_INPUT_LIMIT = 1e3
+"""Largest sample magnitude a model is given (+60 dBFS, the loader's damaged-sample limit).
+
+After the trim, real stems sit near −23 LUFS with peaks well under 0 dBFS, so this clip never
+touches them; it only bounds stems whose level is beyond what the trim range (±48 dB) can bring
+back. The model then sees a very loud stem (its prediction turns it down as far as it learned),
+and every power the encoders compute stays far inside float32 (|x|² · n_fft ≈ 1e9)."""
+
+
+def scaled_for_model(audio: np.ndarray, gain_db: float) -> np.ndarray:
+    """``audio`` ``(channels, samples)`` times ``gain_db`` (dB), as float32 clipped to
+    ±:data:`MODEL_INPUT_LIMIT`. The product is formed in float64, so neither a huge input
+    nor a huge gain can overflow on the way; NaN (never produced by the loader) becomes 0."""
+    scaled = np.asarray(audio, dtype=np.float64) * 10.0 ** (float(gain_db) / 20.0)
+    # In place: a long stem's float64 copy is large enough without two more.
+    np.nan_to_num(scaled, copy=False, nan=0.0, posinf=MODEL_INPUT_LIMIT, neginf=-MODEL_INPUT_LIMIT)
+    return np.clip(scaled, -MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT, out=scaled).astype(np.float32)
 
 
 def input_seconds(meta: dict[str, Any]) -> float:
@@ -93,9 +117,9 @@ class ModelMixer:
         x = _stereo(resample(np.asarray(reference, dtype=np.float32), sample_rate, self.rate_hz))
         if reference.shape[0] == 1:
             x[1] = x[0]
-        lufs = float(integrated_lufs(x, self.rate_hz))
+        lufs = float(integrated_lufs(x, self.rate_hz))  # measured in float64: finite for any finite input
         gain_db = float(np.clip(REFERENCE_LUFS - lufs, -40.0, 40.0))
-        picked, _ = signal_windows(x * 10 ** (gain_db / 20.0), self.rate_hz, self.window_s, count)
+        picked, _ = signal_windows(scaled_for_model(x, gain_db), self.rate_hz, self.window_s, count)
         return torch.from_numpy(np.stack([picked[i % len(picked)] for i in range(count)]))
 
     @torch.no_grad()
@@ -108,15 +132,17 @@ class ModelMixer:
         trim_spec = TRACK.spec("trim_db")
         trims_db, audio = [], []
         for stem in stems:
-            lufs = float(integrated_lufs(stem.audio, stem.sample_rate))
+            samples = stem.audio  # (a streamed stem reads the whole file here: read it once)
+            lufs = float(integrated_lufs(samples, stem.sample_rate))  # float64 inside: finite for any finite input
             trim_db = float(np.clip(NORMALISED_STEM_LUFS - lufs, trim_spec.minimum, trim_spec.maximum))
             trims_db.append(trim_db)
-            x = resample(np.asarray(stem.audio, dtype=np.float32), stem.sample_rate, self.rate_hz)
-            audio.append(x * np.float32(10 ** (trim_db / 20.0)))
+            # Trim before resampling (the resampler is linear, so the order does not matter for
+            # real stems), so that the clip bounds what the resampler and the model receive.
+            audio.append(resample(scaled_for_model(samples, trim_db), stem.sample_rate, self.rate_hz))
         windows, _ = multitrack_windows(audio, self.rate_hz, self.window_s, ANALYSIS_WINDOWS)
         batch = torch.from_numpy(np.stack([np.stack([_stereo(s) for s in w]) for w in windows]))
         b, t = batch.shape[:2]
-        is_stereo = torch.tensor([s.audio.shape[0] == 2 for s in stems]).expand(b, t)
+        is_stereo = torch.tensor([s.channels == 2 for s in stems]).expand(b, t)
         mask = torch.ones(b, t, dtype=torch.bool)
         args = (batch.to(self.device), is_stereo.to(self.device), mask.to(self.device))
         outputs = [self.model(*args, None)] if not references else [

@@ -14,6 +14,7 @@ import numpy as np
 from automix.console.loudness import integrated_lufs, true_peak_dbtp
 from automix.console.schema import FINALIZE, TRACK
 from automix.console.settings import MixSettings, dumps
+from automix.engine import add_stem_notes
 from automix.errors import AutomixError
 from automix.io.audio import (
     check_output,
@@ -147,6 +148,7 @@ def reverse(
     force: bool = False,
     progress: Callable[[str, float], None] | None = None,
     log: Callable[[str], None] | None = None,
+    strict: bool = False,
 ) -> ReverseResult:
     """Estimate the console settings that turn the stems in ``stems_dir`` into ``mix_path``.
 
@@ -159,6 +161,7 @@ def reverse(
         windows, window_s: how many of the most active excerpts the fit uses, and their length.
         force: overwrite ``out_json``.
         progress: ``(step name, fraction)`` callback; log: one-line notes.
+        strict: refuse stems with NaN/Inf samples instead of silencing damaged samples.
 
     Raises:
         AutomixError: bad inputs, an unrelated mix, an existing output without ``force``.
@@ -177,7 +180,7 @@ def reverse(
             progress(name, fraction)
 
     step("load", 0.0)
-    stems, rate, notes = load_stems(stems_dir, sample_rate, log)
+    stems, rate, notes = load_stems(stems_dir, sample_rate, log, strict=strict)
     mix, mix_rate = load_audio(mix_path)
     if mix_rate != rate:
         notes.append(f"resampled the mix from {mix_rate} Hz to {rate} Hz")
@@ -213,6 +216,8 @@ def reverse(
         s.finalize[FINALIZE.index("ceiling_dbtp")] = ceiling
     # Report exactly what the JSON will render.
     start, settings = init.clipped().rounded(), settings.clipped().rounded()
+    for s in (start, settings):
+        add_stem_notes(s, stems)
 
     step("render", 0.0)
     residual_initial = residual_db(render_fit(audio, start, rate), target)
