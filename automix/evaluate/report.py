@@ -37,7 +37,8 @@ class MetricInfo:
 
 METRICS: dict[str, MetricInfo] = {
     "balance_error_db": MetricInfo("dB", "lower", "mean per-track loudness-balance error vs the target mix "
-                                                 "(least-squares gains, overall level removed)"),
+                                                 "(least-squares gains; the target's recorded levels when the "
+                                                 "dataset has them; overall level removed)"),
     "balance_error_max_db": MetricInfo("dB", "lower", "largest per-track balance error vs the target mix"),
     "pan_error": MetricInfo("", "lower", "mean |pan − target pan| over tracks (pan −1…1)"),
     "sum_diff_mrstft": MetricInfo("", "lower", "sum/difference multi-resolution STFT loss vs the target mix"),
