@@ -15,7 +15,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 
 # --- APT_PACKAGES: system packages the tests need (e.g. fluidsynth, mma, soundfonts). Filled in by the lead.
 APT_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small timgm6mb-soundfont \
-	avldrums.lv2-soundfont mma openttd-openmsx
+	avldrums.lv2-soundfont mma openttd-openmsx libopenmpt0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: venv demo test lint bench data example apt clean-venv train-mst train-dmc eval-models
