@@ -8,12 +8,13 @@ buffer, so all stems of a song come out of one pass.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from automix.data.native import open_library
 from automix.errors import AutomixError
 
 MAX_CHANNELS = 32  # MIDI channels (and stereo outputs) per synth; a song uses at most this many stems
@@ -42,12 +43,9 @@ class ChannelSpec:
     events: list[MidiEvent]
 
 
-def _load_library() -> ctypes.CDLL:
-    name = ctypes.util.find_library("fluidsynth") or "libfluidsynth.so.3"
-    try:
-        lib = ctypes.CDLL(name)
-    except OSError as exc:
-        raise AutomixError(f"libfluidsynth not found ({exc}); install it: apt-get install fluidsynth") from exc
+@functools.cache
+def _library() -> ctypes.CDLL:
+    """The library with its signatures, loaded on first use (importing automix needs no native library)."""
     vp, c, i, d = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_double
     signatures = {
         "new_fluid_settings": ([], vp),
@@ -66,22 +64,10 @@ def _load_library() -> ctypes.CDLL:
                 "fluid_synth_process": ([vp, i, i, ctypes.POINTER(vp), i, ctypes.POINTER(vp)], i),
         "fluid_set_log_function": ([i, vp, vp], vp),
     }
-    for fname, (args, res) in signatures.items():
-        fn = getattr(lib, fname)
-        fn.argtypes, fn.restype = args, res
+    lib = open_library("fluidsynth", "libfluidsynth.so.3", "fluidsynth", signatures)
     for level in range(5):  # silence fluidsynth's console logging (sample warnings flood stderr)
         lib.fluid_set_log_function(level, None, None)
     return lib
-
-
-_LIB: ctypes.CDLL | None = None
-
-
-def _library() -> ctypes.CDLL:
-    global _LIB
-    if _LIB is None:
-        _LIB = _load_library()
-    return _LIB
 
 
 def render_channels(channels: list[ChannelSpec], duration_s: float, sample_rate_hz: int = 44100,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bz2
 import ctypes
-import ctypes.util
+import functools
 import gzip
 import lzma
 import re
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from automix.data.human_mix import HumanMix, SourceFile, audible
+from automix.data.native import open_library
 from automix.data.refs import licence_for, parse_copyright
 from automix.errors import AutomixError, one_line
 
@@ -95,12 +96,9 @@ COMMAND_INSTRUMENT = 1
 PROBE_SUCCESS = 1
 
 
-def _load_library() -> ctypes.CDLL:
-    name = ctypes.util.find_library("openmpt") or "libopenmpt.so.0"
-    try:
-        lib = ctypes.CDLL(name)
-    except OSError as exc:
-        raise AutomixError(f"libopenmpt not found ({exc}); install it: apt-get install libopenmpt0") from exc
+@functools.cache
+def _library() -> ctypes.CDLL:
+    """The library with its signatures, loaded on first use (importing automix needs no native library)."""
     vp, c, i32, i, d, sz = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int, ctypes.c_double,
                             ctypes.c_size_t)
     fp = ctypes.POINTER(ctypes.c_float)
@@ -136,20 +134,7 @@ def _load_library() -> ctypes.CDLL:
         "openmpt_module_ctl_set_text": ([vp, c, c], i),
         "openmpt_module_ctl_set_boolean": ([vp, c, i], i),
     }
-    for fname, (args, res) in signatures.items():
-        fn = getattr(lib, fname)
-        fn.argtypes, fn.restype = args, res
-    return lib
-
-
-_LIB: ctypes.CDLL | None = None
-
-
-def _library() -> ctypes.CDLL:
-    global _LIB
-    if _LIB is None:
-        _LIB = _load_library()
-    return _LIB
+    return open_library("openmpt", "libopenmpt.so.0", "libopenmpt0", signatures)
 
 
 def _take_string(lib: ctypes.CDLL, pointer: int | None) -> str:
