@@ -58,7 +58,12 @@ ARCHIVE_SUFFIXES = (".zip", ".pk3")
 MAX_MODULE_BYTES = 64 * 1024 * 1024
 DEFAULT_PACKAGES: tuple[str, ...] = (
     "pingus-data", "tecnoballz-data", "circuslinux-data", "gweled", "njam-data", "ceferino-data",
-    "powermanga-data",
+    "powermanga-data", "pekka-kana-2-data", "heroes-sound-tracks", "gl-117-data", "biniax2-data",
+    "flobopuyo", "rafkill-data", "pachi-data", "bomberclone-data", "vodovod", "penguin-command", "bb",
+    "solarwolf", "ri-li-data", "madbomber-data", "gemdropx", "dodgindiamond2", "vor", "vectoroids",
+    "tomatoes-data", "pathogen", "monsterz-data", "gltron", "fb-music-high", "cuyo-data",
+    "criticalmass-data", "ballz-data", "ironseed-data", "freedroid-data", "tuxtype-data", "tuxmath-data",
+    "bugsquish",
 )
 """Packages found to ship modules (``docs/real-sources-tracker.md`` lists every package tried)."""
 
