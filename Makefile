@@ -18,7 +18,7 @@ APT_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small 
 	avldrums.lv2-soundfont mma openttd-openmsx libopenmpt0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv demo test lint bench data example apt clean-venv train-mst train-dmc eval-models
+.PHONY: venv demo test lint bench data data-real example apt clean-venv train-mst train-dmc eval-models
 
 venv: $(STAMP)
 
@@ -56,6 +56,11 @@ data: venv apt
 	$(PY) -m automix data synth --out data/synth --songs 320 --seconds 30 --seed 1 --jobs 2
 	$(PY) -m automix data refs --out data/refs
 	touch data/synth.READY
+
+# --- data-real: songs whose authors set every level and pan (tracker modules, MIDI, Hydrogen) from
+# Debian packages, downloaded with apt-get download (resumes; docs/data-card.md has sizes and times).
+data-real: venv apt
+	$(PY) -m automix data real --out data/real --jobs 2
 
 # --- example: regenerates the bundled example stems (same bytes every run).
 example: venv apt
