@@ -46,12 +46,12 @@ def test_mix_defaults_write_wav_and_json(song_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout == ""  # logs and the summary go to stderr
     assert "resampled bass.wav from 48000 Hz to 44100 Hz" in result.stderr
-    assert "mixed 5 stems with rules" in result.stderr
+    assert "mixed 5 stems with forest" in result.stderr
     audio, sr = load_audio(tmp_path / "out" / "mix.wav")
     assert sf.info(str(tmp_path / "out" / "mix.wav")).subtype == "PCM_24" and sr == 44100
     assert abs(integrated_lufs(audio, sr) + 14.0) <= 0.5 and true_peak_dbtp(audio, sr) <= -0.95
     params = json.loads((tmp_path / "out" / "mix.json").read_text())
-    assert params["mixer"] == "rules" and set(params["tracks"]) == {p.name for p in song_dir.iterdir()}
+    assert params["mixer"] == "forest" and set(params["tracks"]) == {p.name for p in song_dir.iterdir()}
     assert params["tracks"]["kick.wav"]["role"] == "kick"
 
 
@@ -90,7 +90,7 @@ def test_mix_force_and_bit_depth_32f(song_dir, tmp_path):
     result = run("mix", song_dir, "-o", out, "-q", "--force", "--bit-depth", "32f")
     assert result.exit_code == 0, result.output
     assert sf.info(str(out)).subtype == "FLOAT"
-    assert json.loads(out.with_suffix(".json").read_text())["mixer"] == "rules"
+    assert json.loads(out.with_suffix(".json").read_text())["mixer"] == "forest"
 
 
 def test_mix_stems_out(song_dir, tmp_path):
@@ -126,7 +126,7 @@ def test_models_lists_builtins():
 def test_render_round_trip_is_bit_identical(mixed, tmp_path):
     stems, mix_wav, mix_json = mixed
     data = summary(run("render", stems, mix_json, "-o", tmp_path / "again.wav", "--json"))
-    assert data["params"] is None and data["mixer"] == "rules"
+    assert data["params"] is None and data["mixer"] == "forest"
     assert (tmp_path / "again.wav").read_bytes() == mix_wav.read_bytes()
 
 

@@ -21,7 +21,7 @@ BUILTIN_MIXERS: dict[str, str] = {
     "unity": "baseline: the stems as given (faders at 0 dB, strips neutral; the same sum as mono)",
 }
 
-DEFAULT_MIXER = "rules"
+DEFAULT_MIXER = "forest"
 
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
@@ -94,8 +94,10 @@ def get_mixer(name_or_path: str, device: str = "auto") -> Mixer:
     unknown = f"unknown model {name_or_path!r}; available: {', '.join(available_mixers())} or a checkpoint path"
     if registry is None:
         raise AutomixError(unknown)
+    if device not in ("auto", "cpu"):
+        resolve_device(device)  # an unavailable GPU is an error even for a model that runs on the CPU
     try:
-        return registry.load_mixer(name_or_path, resolve_device(device))
+        return registry.load_mixer(name_or_path, device)
     except AutomixError as e:
         if str(e).startswith("unknown model"):
             raise AutomixError(unknown) from None

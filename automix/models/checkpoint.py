@@ -20,21 +20,21 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from automix.console.schema import SCHEMA_VERSION
-from automix.errors import AutomixError
 from automix.mixers.balance_features import SONG_FEATURES
 from automix.models.balance import BalanceNet, BalanceNetConfig, ForestBalance
+from automix.models.checkpoint_files import (
+    BALANCE_KINDS,
+    FORMAT_NAME,
+    CheckpointError,
+    checkpoint_paths,
+    load_forest,
+    read_checkpoint_info,
+)
 from automix.models.dmc import DMC, DMCConfig
 from automix.models.mst import MST, MSTConfig
 
-FORMAT_NAME = "automix-checkpoint"
 MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "dmc": (DMC, DMCConfig), "mst": (MST, MSTConfig), "balance-net": (BalanceNet, BalanceNetConfig)}
-BALANCE_KINDS = ("forest", "balance-net")
-"""Kinds that predict balance from :data:`SONG_FEATURES` (their checkpoints list the feature names)."""
-
-
-class CheckpointError(AutomixError):
-    """A checkpoint is missing, malformed, or made for another console schema."""
 
 
 def build_model(kind: str, sizes: dict[str, Any]) -> nn.Module:
@@ -61,18 +61,12 @@ def model_description(model: nn.Module) -> dict[str, Any]:
     return description
 
 
-def _paths(path: Path) -> tuple[Path, Path]:
-    path = Path(path)
-    base = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
-    return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
-
-
 def save_checkpoint(path: Path, model: nn.Module, training: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``path.safetensors`` and ``path.json`` atomically; returns both paths.
 
     ``path`` may be given with or without either suffix.
     """
-    weights_path, json_path = _paths(path)
+    weights_path, json_path = checkpoint_paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)
     if isinstance(model, ForestBalance):
@@ -90,50 +84,17 @@ def save_checkpoint(path: Path, model: nn.Module, training: dict[str, Any] | Non
     return weights_path, json_path
 
 
-def _load_forest(weights_path: Path, meta: dict[str, Any]) -> ForestBalance:
-    try:
-        arrays = {k: v.numpy() for k, v in load_file(str(weights_path), device="cpu").items()}
-        return ForestBalance(**arrays, n_features=int(meta["config"].get("n_features", len(SONG_FEATURES))))
-    except (RuntimeError, OSError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{weights_path}: not a forest checkpoint ({e})") from None
-
-
-def read_checkpoint_info(path: Path) -> dict[str, Any]:
-    """The validated JSON description of a checkpoint."""
-    _weights_path, json_path = _paths(path)
-    if not json_path.is_file():
-        raise CheckpointError(f"{json_path}: checkpoint description not found")
-    try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{json_path}: not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{json_path}: not an automix checkpoint (format must be {FORMAT_NAME!r})")
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise CheckpointError(
-            f"{json_path}: trained for console schema version {version}, this automix uses {SCHEMA_VERSION}; "
-            "retrain or use a matching automix"
-        )
-    if not isinstance(meta.get("config"), dict):
-        raise CheckpointError(f"{json_path}: missing model config")
-    return meta
-
-
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model described by ``path.json`` and load ``path.safetensors``; eval mode.
 
     Returns ``(model, description)``.
     """
-    weights_path, _ = _paths(path)
+    weights_path, _ = checkpoint_paths(path)
     meta = read_checkpoint_info(path)
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: checkpoint weights not found")
-    if meta.get("model") in BALANCE_KINDS and meta.get("inputs") != list(SONG_FEATURES):
-        raise CheckpointError(f"{weights_path}: trained on other balance features than this automix computes; "
-                              "retrain it")
     if meta.get("model") == "forest":
-        return _load_forest(weights_path, meta), meta
+        return load_forest(path)
     model = build_model(meta.get("model"), meta["config"])
     try:
         state = load_file(str(weights_path), device="cpu")
@@ -141,3 +102,7 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[nn.
     except (RuntimeError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights_path}: weights do not match the {meta['model']} config ({e})") from None
     return model.to(device).eval(), meta
+
+
+__all__ = ["BALANCE_KINDS", "FORMAT_NAME", "CheckpointError", "build_model", "load_checkpoint",
+           "model_description", "read_checkpoint_info", "save_checkpoint"]

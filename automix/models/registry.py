@@ -11,14 +11,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from automix.errors import AutomixError
-from automix.models.checkpoint import BALANCE_KINDS, load_checkpoint
-from automix.models.mixer import ModelMixer
+from automix.models.checkpoint_files import BALANCE_KINDS, load_forest, read_checkpoint_info
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 INSTALLED_CHECKPOINT_DIR = Path("share") / "automix" / "checkpoints"
 """Where a wheel install puts the checkpoints, relative to the environment prefix
@@ -72,6 +72,8 @@ def _resolve(name_or_path: str | Path) -> tuple[Path, str]:
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """A shipped model by name, or a checkpoint by path; returns ``(model, description)``."""
+    from automix.models.checkpoint import load_checkpoint
+
     path, _ = _resolve(name_or_path)
     return load_checkpoint(path, device)
 
@@ -79,6 +81,16 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
 def load_mixer(name_or_path: str | Path, device: str | torch.device = "cpu") -> Any:
     """A shipped model or checkpoint as a :class:`~automix.mixers.base.Mixer`."""
     path, name = _resolve(name_or_path)
+    # The forest (the default mixer) is numpy arrays: loading it must not pay for importing torch.
+    if read_checkpoint_info(path).get("model") == "forest":
+        from automix.mixers.learned_balance import BalanceMixer
+
+        return BalanceMixer(*load_forest(path), name)
+    from automix.mixers import resolve_device
+    from automix.models.checkpoint import load_checkpoint
+    from automix.models.mixer import ModelMixer
+
+    device = resolve_device(str(device))
     model, meta = load_checkpoint(path, device)
     if meta.get("model") in BALANCE_KINDS:
         from automix.mixers.learned_balance import BalanceMixer
