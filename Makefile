@@ -30,6 +30,8 @@ $(STAMP): pyproject.toml
 	# torchcomp builds torchlpc from source; build isolation would pull a second torch.
 	$(PY) -c "import torchcomp" 2>/dev/null || $(PIP) --no-build-isolation torchcomp
 	$(PIP) --no-build-isolation -e '.[dev]'
+	# Compile the audio kernels now (about 15 s, once) rather than inside the first mix.
+	$(PY) -m automix.warmup
 	touch $(STAMP)
 
 demo: venv

@@ -72,8 +72,19 @@ def decoded_bytes(files: list[Path], sample_rate: int | None = None) -> int:
     return total
 
 
+def note_cold_kernels(log: Log | None) -> None:
+    """Say so when the audio kernels are not compiled yet: the first run would otherwise look slow."""
+    from automix.kernel_cache import cold_kernels
+
+    cold = cold_kernels()
+    if cold and log is not None:
+        log(f"note: compiling {len(cold)} audio kernels on first use (about 15 s, once; "
+            "`python -m automix.warmup` does it ahead, `make venv` runs it)")
+
+
 def _load(stems_dir: Path, sample_rate: int | None, log: Log | None, stream: bool | None, strict: bool,
           ) -> tuple[list[Stem] | list[StemFile], int, list[str]]:
+    note_cold_kernels(log)
     if stream is None:
         files, _ = scan_folder(stems_dir)
         stream = decoded_bytes(files, sample_rate) > STREAM_ABOVE_BYTES
