@@ -1,0 +1,81 @@
+"""Compare balance-model variants by 5-fold cross-validation grouped by source package.
+
+Uses the train and val splits of the real-balance corpus together (the test split stays
+untouched) with every package's songs in one fold, so a fold's songs come from packages (and
+composers) its model never saw. Prints the median per-song balance error (dB, overall level
+removed) overall and per family, and the ratio to equal loudness. Use::
+
+    python scripts/cv_balance_models.py --corpus data/real
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+
+from automix.evaluate.features import balance_error_db
+from automix.mixers.balance_features import song_features
+from automix.train.balance import load_table
+
+FOLDS = 5
+
+
+def _variants(threads: int) -> dict[str, Callable[[], object]]:
+    return {
+        "forest (shipped config)": lambda: RandomForestRegressor(300, min_samples_leaf=4, max_features=0.4,
+                                                                 max_depth=16, random_state=0, n_jobs=threads),
+        "forest, leaf 2, features 0.3": lambda: RandomForestRegressor(300, min_samples_leaf=2, max_features=0.3,
+                                                                      random_state=0, n_jobs=threads),
+        "forest, absolute error": lambda: RandomForestRegressor(100, criterion="absolute_error", min_samples_leaf=4,
+                                                                max_features=0.4, max_depth=16, random_state=0,
+                                                                n_jobs=threads),
+        "boosted trees, L1": lambda: HistGradientBoostingRegressor(loss="absolute_error", max_iter=300,
+                                                                   learning_rate=0.05, min_samples_leaf=20,
+                                                                   random_state=0),
+        "boosted trees, L2": lambda: HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05,
+                                                                   min_samples_leaf=20, random_state=0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=Path("data/real"))
+    parser.add_argument("--cache", type=Path, default=Path("data/cache"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    tables = [load_table(args.corpus, split, args.cache) for split in ("train", "val")]
+    songs = [s for t in tables for s in t.songs]
+    families = np.array([f for t in tables for f in t.families])
+    features = [song_features(rows) for t in tables for rows in t.tracks]
+    levels = [lv for t in tables for lv in t.levels]
+    packages = sorted({s.split("__")[0] for s in songs})
+    order = np.random.default_rng(0).permutation(len(packages))
+    fold_of = {packages[i]: k % FOLDS for k, i in enumerate(order)}
+    folds = np.array([fold_of[s.split("__")[0]] for s in songs])
+
+    def report(name: str, errors: np.ndarray, equal: np.ndarray) -> None:
+        parts = "  ".join(f"{f} {np.median(errors[families == f]):.2f}" for f in sorted(set(families)))
+        print(f"{name:32s} median {np.median(errors):.3f}  mean {errors.mean():.3f}  {parts}  "
+              f"× equal loudness {np.median(errors) / np.median(equal):.3f}", flush=True)
+
+    equal = np.array([balance_error_db(np.zeros(len(lv)), lv).mean() for lv in levels])
+    print(f"{len(songs)} songs from {len(packages)} packages, {FOLDS} folds by package")
+    report("equal loudness", equal, equal)
+    for name, make in _variants(args.threads).items():
+        errors = np.zeros(len(songs))
+        for fold in range(FOLDS):
+            train, held = np.where(folds != fold)[0], np.where(folds == fold)[0]
+            model = make()
+            model.fit(np.concatenate([features[i] for i in train]),
+                      np.concatenate([levels[i] - levels[i].mean() for i in train]))
+            for i in held:
+                errors[i] = balance_error_db(model.predict(features[i]), levels[i]).mean()
+        report(name, errors, equal)
+
+
+if __name__ == "__main__":
+    main()
