@@ -21,6 +21,7 @@ import typer
 from automix.cli_common import (
     BitDepth,
     Ceiling,
+    Daw,
     Device,
     Force,
     JsonOut,
@@ -73,6 +74,7 @@ def mix(
     target_lufs: TargetLufs = DEFAULT_TARGET_LUFS,
     ceiling: Ceiling = DEFAULT_CEILING_DBTP,
     stems_out: StemsOut = None,
+    daw: Daw = None,
     device: Device = "auto",
     seed: Seed = 0,
     sample_rate: SampleRate = None,
@@ -89,7 +91,7 @@ def mix(
     with report.progress() as progress:
         result = engine.mix(stems_dir, out, params, model=model, target_lufs=target_lufs, ceiling_dbtp=ceiling,
                             sample_rate=sample_rate, stems_out=stems_out, device=device, seed=seed, force=force,
-                            bit_depth=bit_depth, progress=progress, log=report.log, strict=strict)
+                            bit_depth=bit_depth, progress=progress, log=report.log, strict=strict, daw=daw)
     report.emit(result.to_json(), mix_summary(result, "mixed"))
 
 
@@ -102,6 +104,7 @@ def render(
     target_lufs: Annotated[float | None, typer.Option("--target-lufs", help="Override the JSON's target.")] = None,
     ceiling: Annotated[float | None, typer.Option("--ceiling", help="Override the JSON's ceiling (dBTP).")] = None,
     stems_out: StemsOut = None,
+    daw: Daw = None,
     sample_rate: Annotated[int | None, typer.Option(
         "--sample-rate", help="Render rate in Hz [default: the JSON's sample_rate, else the most common stem rate]."
     )] = None,
@@ -118,7 +121,7 @@ def render(
     with report.progress() as progress:
         result = engine.render(stems_dir, params, out, stems_out=stems_out, target_lufs=target_lufs,
                                ceiling_dbtp=ceiling, sample_rate=sample_rate, force=force, bit_depth=bit_depth,
-                               progress=progress, log=report.log, strict=strict)
+                               progress=progress, log=report.log, strict=strict, daw=daw)
     report.emit(result.to_json(), mix_summary(result, "rendered"))
 
 
@@ -141,11 +144,13 @@ def _register_subcommands() -> None:
     """Commands that live beside the engine (data, training, style transfer, evaluation)."""
     from automix.data.cli import app as data_app
     from automix.evaluate.metrics_cli import eval_command
+    from automix.show_cli import show_command
     from automix.style_cli import reverse_command, style_transfer_command
     from automix.train.cli import train
 
     app.command("style-transfer")(style_transfer_command)
     app.command("reverse")(reverse_command)
+    app.command("show")(show_command)
     app.command("eval")(handles_errors(eval_command))
     app.command("train")(handles_errors(train))
     app.add_typer(data_app, name="data", help="Build training data: synthetic multitracks and reference songs.")

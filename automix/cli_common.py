@@ -52,6 +52,9 @@ TargetLufs = Annotated[float, typer.Option("--target-lufs", help="Integrated lou
 Ceiling = Annotated[float, typer.Option("--ceiling", help="True-peak ceiling in dBTP.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (trained models).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.", min=0)]
+Daw = Annotated[str | None, typer.Option(
+    "--daw", help="Also write a session for this DAW beside the mix (reaper: mix.rpp; with --stems-out it "
+    "plays the processed stems, i.e. the mix before its master stage).", show_default=False)]
 Strict = Annotated[bool, typer.Option(
     "--strict", help="Refuse stems with NaN/Inf samples instead of silencing damaged samples "
     "(NaN/Inf or beyond +60 dBFS) with a note.")]
@@ -182,6 +185,7 @@ class Reporter:
 def mix_summary(result: Any, verb: str) -> str:
     params = f" and {result.params_path}" if result.params_path else ""
     stems = f"; {len(result.stem_files)} stems in {result.stems_out}" if result.stem_files else ""
+    stems += f"; session {result.project}" if getattr(result, "project", None) else ""
     count = f"{len(result.tracks)} stem{'' if len(result.tracks) == 1 else 's'}"
     line = (f"{verb} {count} with {result.mixer} → {result.mix_path}{params} "
             f"({result.loudness_lufs:.1f} LUFS, {result.true_peak_dbtp:.1f} dBTP, "

@@ -20,6 +20,7 @@ import soundfile as sf
 
 from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, FINALIZE
 from automix.console.settings import MixSettings, dumps, load_params
+from automix.daw import check_daw, project_path
 from automix.errors import AutomixError
 from automix.io.audio import (
     QUANTISATION_STEPS,
@@ -141,6 +142,8 @@ class MixResult:
     notes: list[str] = field(default_factory=list)
     reverb_return: Path | None = None
     """The reverb return written beside the processed stems (``--stems-out``), else None."""
+    project: Path | None = None
+    """The DAW session written beside the mix (``--daw``), else None."""
 
     def to_json(self) -> dict[str, Any]:
         def r(x: float) -> float:
@@ -152,6 +155,7 @@ class MixResult:
             "stems_out": str(self.stems_out) if self.stems_out else None,
             "stem_files": [str(p) for p in self.stem_files],
             "reverb_return": str(self.reverb_return) if self.reverb_return else None,
+            "project": str(self.project) if self.project else None,
             "mixer": self.mixer,
             "tracks": list(self.tracks),
             "sample_rate": self.sample_rate,
@@ -203,9 +207,40 @@ class OutputPlan:
     fx_output: Path | None = None
     notes: list[str] = field(default_factory=list)
     """Decisions the user should hear about (e.g. a renamed reverb return)."""
+    stem_files: list[Path] = field(default_factory=list)
+    """The audio files of the stems folder (silent ones included)."""
+    daw: str | None = None
+    project: Path | None = None
+    """The DAW session to write (``--daw``), beside the mix."""
+
+
+def _plan_project(plan: OutputPlan, daw: str | None, force: bool) -> OutputPlan:
+    """``plan`` with the DAW session's path, refused before any work if it would clobber a file."""
+    daw = check_daw(daw)
+    plan.stem_files = [p for p in plan.inputs if is_audio_file(p)]
+    if daw is None:
+        return plan
+    project = project_path(plan.out, daw)
+    taken = {plan.out.resolve(): "the mix"}
+    if plan.params_out is not None:
+        taken[Path(plan.params_out).resolve()] = "the params file"
+    if project.resolve() in taken:
+        raise AutomixError(f"{project}: the {daw} session would overwrite {taken[project.resolve()]}; "
+                           "name the mix .wav or .flac")
+    plan.daw, plan.project = daw, check_output(project, force, plan.inputs)
+    return plan
 
 
 def plan_outputs(
+    stems_dir: Path, out: Path, params_out: Path | None, stems_out: Path | None, bit_depth: str,
+    force: bool, extra_inputs: list[Path], daw: str | None = None,
+) -> OutputPlan:
+    """Every output path checked (format, clobbering, inputs) before any audio is read."""
+    return _plan_project(_plan_files(stems_dir, out, params_out, stems_out, bit_depth, force, extra_inputs),
+                         daw, force)
+
+
+def _plan_files(
     stems_dir: Path, out: Path, params_out: Path | None, stems_out: Path | None, bit_depth: str,
     force: bool, extra_inputs: list[Path],
 ) -> OutputPlan:
@@ -334,6 +369,7 @@ def render_and_write(
         stem_files = [w.commit() for w in writers]
         reverb_return = fx_writer.commit() if fx_writer is not None else None
         stem_files += [reverb_return] if reverb_return is not None else []
+        project = _write_project(plan, settings, stems, frames / sample_rate, force, reverb_return)
         report_step(progress, "write", 1.0)
 
     return MixResult(
@@ -344,8 +380,24 @@ def render_and_write(
         loudness_lufs=report.output_lufs + float(20.0 * np.log10(gain)),
         true_peak_dbtp=report.true_peak_dbtp + float(20.0 * np.log10(gain)),
         limiter_max_reduction_db=report.limiter_max_reduction_db, seconds=time.perf_counter() - started,
-        notes=plan.notes + notes, reverb_return=reverb_return,
+        notes=plan.notes + notes, reverb_return=reverb_return, project=project,
     )
+
+
+def _write_project(plan: OutputPlan, settings: MixSettings, stems: list[Stem] | list[StemFile], duration_s: float,
+                   force: bool, reverb_return: Path | None) -> Path | None:
+    """The DAW session of ``plan`` (None without ``--daw``): the original stems with the faders,
+    or, with ``--stems-out``, the processed stems that sum to the mix before its master stage."""
+    if plan.daw is None or plan.project is None:
+        return None
+    from automix.daw import write_session
+
+    originals = {s.name: s.path for s in stems if s.path is not None}
+    processed = {s.name: plan.stem_outputs[s.name] for s in stems} if plan.stem_outputs else None
+    skipped = [p for p in plan.stem_files if p.name not in originals]
+    mono = {s.name for s in stems if s.channels == 1}
+    return write_session(plan.daw, plan.project, settings, originals, duration_s=duration_s, processed=processed,
+                         reverb_return=reverb_return, skipped=skipped, mono=mono, force=force, protect=plan.inputs)
 
 
 def check_predicted(settings: MixSettings, stems: list[Stem], mixer_name: str) -> None:
@@ -379,6 +431,7 @@ def mix(
     log: Log | None = None,
     stream: bool | None = None,
     strict: bool = False,
+    daw: str | None = None,
 ) -> MixResult:
     """Mix a folder of stems with a mixer or trained model; write the mix and its ``mix.json``.
 
@@ -401,6 +454,8 @@ def mix(
             :data:`STREAM_ABOVE_BYTES` in memory. Same output either way.
         strict: refuse stems with NaN/Inf samples instead of silencing damaged samples (see
             :mod:`automix.io.audio`).
+        daw: also write a session for this DAW beside ``out`` (``"reaper"``: ``mix.rpp``; see
+            :mod:`automix.daw`), refused like every output if it exists without ``force``.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -413,7 +468,7 @@ def mix(
     check_model_name(model)
     check_seed(seed)
     plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
-                         bit_depth, force, [])
+                         bit_depth, force, [], daw)
     log_notes(plan.notes, log)
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
@@ -451,12 +506,13 @@ def render(
     log: Log | None = None,
     stream: bool | None = None,
     strict: bool = False,
+    daw: str | None = None,
 ) -> MixResult:
     """Render a folder of stems with the settings of a ``mix.json`` (e.g. after editing it).
 
     The stems folder must hold exactly the JSON's tracks. Without overrides, the loudness
     target, ceiling and sample rate are the JSON's, and the result is bit-identical to the
-    ``mix`` that wrote the JSON. ``stream``, ``strict``: as in :func:`mix`.
+    ``mix`` that wrote the JSON. ``stream``, ``strict``, ``daw``: as in :func:`mix`.
 
     Raises:
         AutomixError: missing/malformed params, stems that do not match, bad options.
@@ -471,7 +527,7 @@ def render(
         settings.finalize[FINALIZE.index("ceiling_dbtp")] = check_finalize_option(
             "--ceiling", "ceiling_dbtp", ceiling_dbtp)
     plan = plan_outputs(Path(stems_dir), Path(out), None, Path(stems_out) if stems_out else None,
-                         bit_depth, force, [params])
+                         bit_depth, force, [params], daw)
     log_notes(plan.notes, log)
 
     report_step(progress, "load", 0.0)
@@ -479,7 +535,7 @@ def render(
     stems, rate, notes = _load(Path(stems_dir), rate, log, stream, strict)
     try:
         report_step(progress, "load", 1.0)
-        stems = _match_stems(stems, settings, Path(stems_dir), params, plan.inputs)
+        stems = match_stems(stems, settings, Path(stems_dir), params, plan.inputs)
 
         settings.sample_rate = rate
         settings = settings.clipped().rounded()
@@ -489,7 +545,7 @@ def render(
         _close(stems)
 
 
-def _match_stems(stems: list, settings: MixSettings, stems_dir: Path, params: Path,
+def match_stems(stems: list, settings: MixSettings, stems_dir: Path, params: Path,
                  inputs: list[Path]) -> list:
     """Stems reordered like the params' tracks; an error naming every mismatch otherwise."""
     by_name = {s.name: s for s in stems}
