@@ -279,7 +279,7 @@ def reference_targets(
     """Blend the AF features of several references into one target.
 
     Args:
-        af_loss: an :class:`automix.train.losses.AudioFeatureLoss`.
+        af_loss: an :class:`automix.measure.distances.AudioFeatureLoss`.
         references: ``references[r]`` is the list of analysis windows of reference ``r``,
             each ``(2, samples)``.
 
@@ -331,7 +331,7 @@ def refine(
     Returns:
         :class:`OptimiseResult`; ``terms["af"]`` is the AF loss alone (without the penalty).
     """
-    from automix.train.losses import AudioFeatureLoss
+    from automix.measure.distances import AudioFeatureLoss
 
     af = AudioFeatureLoss(sample_rate)
     target = reference_targets(af, reference_windows)

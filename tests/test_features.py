@@ -23,7 +23,7 @@ from automix.evaluate.features import (
     mix_report,
     short_term_lufs,
 )
-from automix.train.losses import bark_band_centres_hz
+from automix.measure.bark import bark_band_centres_hz
 
 SR = 22050
 

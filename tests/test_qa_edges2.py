@@ -18,10 +18,10 @@ from cli_helpers import assert_user_error, run
 
 from automix.errors import AutomixError
 from automix.io.audio import check_output, name_too_long
+from automix.measure.distances import SumDiffSTFTLoss
 from automix.models.checkpoint import build_model
 from automix.models.encoder import WINDOW_SAMPLES
 from automix.train.config import ConfigError, load_config
-from automix.train.losses import SumDiffSTFTLoss
 
 SMOKE_SIZES = "sizes: {embed_dim: 32, layers: 1, heads: 2, ff_dim: 32, hidden_dim: 32, channels: [4, 8], " \
               "n_mels: 16, dropout: 0.1}"

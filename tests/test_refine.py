@@ -9,8 +9,8 @@ import torch
 from automix.console.render import render_console
 from automix.console.schema import FX, MASTER, TRACK
 from automix.console.settings import MixSettings
+from automix.measure.distances import AudioFeatureLoss
 from automix.refine import ANALYSIS_RMS_DBFS, normalise_rms, reference_targets, refine
-from automix.train.losses import AudioFeatureLoss
 
 SR = 22050  # the console works at any rate (EQ frequencies are clamped below 0.45·fs); half the cost
 

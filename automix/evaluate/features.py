@@ -5,7 +5,7 @@ mono signal is treated as the same signal in both channels wherever a stereo fea
 needed (width 0, imbalance 0, Bark mid spectrum = the signal).
 
 One definition per feature: crest factor, RMS, stereo width/imbalance, the Bark spectrum, the
-AF loss and the MRSTFT losses are the torch functions of :mod:`automix.train.losses`, run
+AF loss and the MRSTFT losses are the torch functions of :mod:`automix.measure`, run
 here without gradients; integrated loudness and true peak come from
 :mod:`automix.console.loudness`. Only the loudness range (EBU Tech 3342) and the gain/pan
 estimation are defined in this module.
@@ -25,17 +25,8 @@ import torch
 from automix.console import loudness
 from automix.console.loudness import integrated_lufs, true_peak_dbtp
 from automix.errors import AutomixError
-from automix.train.losses import (
-    MRSTFT_FFT_SIZES,
-    AudioFeatureLoss,
-    BarkSpectrum,
-    MRSTFTLoss,
-    SumDiffSTFTLoss,
-    crest_factor_db,
-    rms,
-    stereo_imbalance,
-    stereo_width,
-)
+from automix.measure.distances import MRSTFT_FFT_SIZES, AudioFeatureLoss, MRSTFTLoss, SumDiffSTFTLoss
+from automix.measure.features import BarkSpectrum, crest_factor_db, rms, stereo_imbalance, stereo_width
 
 _LN_TO_DB = 20.0 / math.log(10.0)
 

@@ -145,7 +145,7 @@ def plot_eq(settings_by_method: dict[str, Any], song: str, path: Path) -> bool:
 
 def plot_spectra(rows: Sequence[dict[str, Any]], song: str, methods: Sequence[str], path: Path) -> bool:
     """Bark spectra (level-normalised) of each method's mix, the target and the reference."""
-    from automix.train.losses import bark_band_centres_hz
+    from automix.measure.bark import bark_band_centres_hz
 
     bark = _values(rows, song, "bark_band_db")
     methods = [m for m in methods if m in bark]

@@ -126,7 +126,7 @@ def evaluate_file(mix: str | Path, ref: str | Path | None = None, target: str | 
         AudioLoadError: a file is missing, unreadable, has NaNs or more than two channels.
         AutomixError: the target is silent.
     """
-    from automix.train.losses import bark_band_centres_hz
+    from automix.measure.bark import bark_band_centres_hz
 
     mix = Path(mix)
     audio, rate = load_audio(mix)

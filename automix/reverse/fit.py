@@ -79,7 +79,7 @@ def fit_settings(
     Returns:
         :class:`automix.refine.OptimiseResult`.
     """
-    from automix.train.losses import SumDiffSTFTLoss
+    from automix.measure.distances import SumDiffSTFTLoss
 
     stem_windows, target_windows, preroll, _ = excerpt_batch(stems, target, sample_rate, windows, window_s)
     batch, is_stereo = stems_tensor(stem_windows)

@@ -32,11 +32,11 @@ from automix.console.schema import FX, MASTER, TRACK
 from automix.console.settings import MixSettings
 from automix.data import samplers
 from automix.io.audio import Stem
+from automix.measure.distances import AudioFeatureLoss, SumDiffSTFTLoss
 from automix.mixers.baselines import EqualLoudnessMixer, RandomMixer
 from automix.models.checkpoint import load_checkpoint
 from automix.models.mixer import restrict_to_trained
 from automix.train.loop import level_matched
-from automix.train.losses import AudioFeatureLoss, SumDiffSTFTLoss
 
 SEED = 20261122
 

@@ -31,11 +31,12 @@ from automix.console.schema import FX, MASTER, TRACK
 from automix.console.torch_console import mix_console, pan_matrix
 from automix.data import samplers
 from automix.errors import AutomixError
+from automix.measure.distances import AudioFeatureLoss, SumDiffSTFTLoss
 from automix.mixers import resolve_device
 from automix.models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from automix.train.config import TrainConfig, to_dict
 from automix.train.config import validate as validate_config
-from automix.train.losses import AudioFeatureLoss, ParameterLoss, SumDiffSTFTLoss
+from automix.train.losses import ParameterLoss
 
 Log = Callable[[str], None]
 STATE_FILE = "state.pt"

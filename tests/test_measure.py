@@ -10,22 +10,10 @@ import pytest
 import torch
 
 from automix.console.schema import FX, MASTER, TRACK
-from automix.train.losses import (
-    AF_WEIGHTS,
-    AudioFeatureLoss,
-    BarkSpectrum,
-    MRSTFTLoss,
-    ParameterLoss,
-    SumDiffSTFTLoss,
-    bark_band_centres_hz,
-    bark_fft_size,
-    bark_to_hz,
-    crest_factor_db,
-    hz_to_bark,
-    rms,
-    stereo_imbalance,
-    stereo_width,
-)
+from automix.measure.bark import bark_band_centres_hz, bark_fft_size, bark_to_hz, hz_to_bark
+from automix.measure.distances import AF_WEIGHTS, AudioFeatureLoss, MRSTFTLoss, SumDiffSTFTLoss
+from automix.measure.features import BarkSpectrum, crest_factor_db, rms, stereo_imbalance, stereo_width
+from automix.train.losses import ParameterLoss
 
 SR = 22050
 
