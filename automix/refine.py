@@ -29,7 +29,7 @@ from automix.console.schema import FX, MASTER, TRACK, ParamGroup
 from automix.console.settings import MixSettings
 from automix.console.torch_console import mix_console
 from automix.errors import AutomixError
-from automix.models.mixer import MODEL_INPUT_LIMIT
+from automix.models.inputs import MODEL_INPUT_LIMIT
 
 DEFAULT_REFINE_STEPS = 20
 """Default ``--refine`` steps: a 16-stem song refines in under a minute on 2 cores with the
@@ -107,7 +107,7 @@ def stems_tensor(windows: Sequence[Sequence[np.ndarray]]) -> tuple[Tensor, Tenso
 
 def bounded_by_trim(stems: Tensor, trim_db: np.ndarray, limit: float = MODEL_INPUT_LIMIT) -> Tensor:
     """``stems`` ``(W, T, 2, n)`` clipped so that no sample exceeds ±``limit`` after its track's
-    trim (``trim_db``: ``(T,)`` dB), as the models' input is (:func:`automix.models.mixer.scaled_for_model`).
+    trim (``trim_db``: ``(T,)`` dB), as the models' input is (:func:`automix.models.inputs.scaled_for_model`).
 
     Real stems are never touched (a trimmed stem peaks far below +60 dBFS). A stem whose level is
     beyond what the trim can correct (a broken render at +569 dBFS) would otherwise overflow the

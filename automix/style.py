@@ -20,7 +20,6 @@ Pipeline of :func:`style_transfer` (same I/O, safety and JSON rules as :func:`au
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,10 +56,9 @@ from automix.engine import (
 from automix.errors import AudioLoadError, AutomixError
 from automix.io.audio import Stem, load_audio, load_stems, resample
 from automix.mixers import check_device, check_seed, get_mixer
+from automix.mixers.base import accepts_references
+from automix.models.inputs import REFERENCE_LUFS
 from automix.refine import DEFAULT_REFINE_STEPS, refine
-
-REFERENCE_LUFS = -16.0
-"""References are analysed at this integrated loudness (as in Diff-MST)."""
 
 MIN_REFERENCE_S = 1.0
 """A reference shorter than this carries too little of a style to analyse."""
@@ -227,20 +225,13 @@ def blend_settings(
     )
 
 
-def _accepts_references(mixer: Any) -> bool:
-    try:
-        return "references" in inspect.signature(mixer.predict).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def predict_style(mixer: Any, stems: list[Stem], sample_rate: int, references: Sequence[np.ndarray], *,
                   seed: int = 0) -> MixSettings:
     """The mixer's settings in the style of ``references`` (the mixer blends several).
 
     A mixer that takes no references (e.g. ``rules``) predicts once; refinement then does the transfer.
     """
-    if not _accepts_references(mixer):
+    if not accepts_references(mixer):
         return mixer.predict(stems, sample_rate, seed=seed)
     return mixer.predict(stems, sample_rate, seed=seed, references=list(references))
 

@@ -13,6 +13,7 @@ from automix.console.torch_console import mix_console
 from automix.data import samplers
 from automix.data.random_params import random_fx_params, random_master_params, random_track_params
 from automix.errors import AutomixError
+from automix.models.inputs import REFERENCE_LUFS
 
 FILE_RATE = 22050
 RATE = 8000
@@ -159,7 +160,7 @@ def test_method2_pairs_stems_with_a_reference(songs, tmp_path):
     ref = samplers.cache_reference(tmp_path / "ref.flac", tmp_path / "cache", RATE, EXCERPT_S, 2)
     cached = np.load(ref)
     assert cached.shape == (2, 2, int(EXCERPT_S * RATE))
-    assert abs(integrated_lufs(cached[0].astype(np.float64), RATE) - samplers.REFERENCE_LUFS) < 0.5
+    assert abs(integrated_lufs(cached[0].astype(np.float64), RATE) - REFERENCE_LUFS) < 0.5
     ds = samplers.Method2Dataset(songs, [ref], RATE, seed=0, length=3)
     item = ds[0]
     assert item["reference"].shape == (2, int(EXCERPT_S * RATE) // 2)

@@ -50,7 +50,7 @@ from automix.data.random_params import (
 )
 from automix.errors import AutomixError
 from automix.io.audio import load_audio, resample
-from automix.models.mixer import REFERENCE_LUFS
+from automix.models.inputs import reference_gain_db, scaled_for_model, stem_trim_db
 
 ACTIVE_BELOW_NORMALISED_DB = 30.0
 """A stem is active in an excerpt when its mean power is within this many dB of the
@@ -167,9 +167,7 @@ def cache_song(
             x, sr = load_audio(p)
             x = resample(x, sr, sample_rate)
             lufs = float(integrated_lufs(x, sample_rate))
-            trim_db = float(np.clip(NORMALISED_STEM_LUFS - lufs, TRACK.spec("trim_db").minimum,
-                                    TRACK.spec("trim_db").maximum))
-            audio.append((x * 10 ** (trim_db / 20.0)).astype(np.float32))
+            audio.append(scaled_for_model(x, stem_trim_db(lufs)))
             is_stereo.append(x.shape[0] == 2)
         _check_length(name, max(x.shape[1] for x in audio), sample_rate, excerpt_s)
         windows, starts = multitrack_windows(audio, sample_rate, excerpt_s, excerpts_per_song)
@@ -214,8 +212,8 @@ def cache_reference(path: Path, cache_dir: Path, sample_rate: int, excerpt_s: fl
         x = resample(x, sr, sample_rate)
         x = _to_stereo_rows(x) if x.shape[0] == 2 else np.repeat(x, 2, axis=0)
         _check_length(Path(path).name, x.shape[1], sample_rate, excerpt_s)
-        gain_db = float(np.clip(REFERENCE_LUFS - integrated_lufs(x, sample_rate), -40.0, 40.0))
-        windows, _ = signal_windows(x * 10 ** (gain_db / 20.0), sample_rate, excerpt_s, count)
+        gain_db = reference_gain_db(integrated_lufs(x, sample_rate))
+        windows, _ = signal_windows(scaled_for_model(x, gain_db), sample_rate, excerpt_s, count)
         _save_npy(out, np.stack(windows).astype(np.float16))
     return out
 

@@ -17,6 +17,9 @@ class Mixer(Protocol):
     """
 
     name: str
+    accepts_references: bool
+    """Whether :meth:`predict` takes ``references=`` (reference songs whose style to follow):
+    declared by the mixer, so callers never inspect signatures."""
 
     def predict(self, stems: list[Stem], sample_rate: int, *, seed: int = 0) -> MixSettings:
         """Settings for ``stems`` (all at ``sample_rate``, equal length), tracks in stem order.
@@ -25,3 +28,9 @@ class Mixer(Protocol):
         the schema ranges (use ``MixSettings.clipped()``).
         """
         ...
+
+
+def accepts_references(mixer: object) -> bool:
+    """Whether ``mixer`` follows reference songs (its :attr:`Mixer.accepts_references`; False when
+    a mixer, e.g. one written for a test, does not say)."""
+    return bool(getattr(mixer, "accepts_references", False))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
-from automix.console.schema import FX, TRACK
+from automix.console.schema import FX
 from automix.console.settings import MixSettings
 from automix.io.audio import Stem
+from automix.models.inputs import stem_trim_db
 
 
 def loudness_trim_db(stem: Stem) -> tuple[float, float]:
@@ -16,12 +17,13 @@ def loudness_trim_db(stem: Stem) -> tuple[float, float]:
     The trim is clipped to the schema's trim range (a near-silent stem cannot be boosted forever).
     """
     lufs = float(integrated_lufs(stem.audio, stem.sample_rate))
-    spec = TRACK.spec("trim_db")
-    return float(np.clip(NORMALISED_STEM_LUFS - lufs, spec.minimum, spec.maximum)), lufs
+    return stem_trim_db(lufs), lufs
 
 
 class MonoMixer:
     """Plain sum: every strip neutral, centred, no effects, master neutral."""
+
+    accepts_references = False
 
     name = "mono"
 
@@ -40,6 +42,8 @@ class UnityMixer(MonoMixer):
 class EqualLoudnessMixer:
     """Each stem trimmed to the same integrated loudness, then summed (Diff-MST's lowest anchor)."""
 
+    accepts_references = False
+
     name = "equal-loudness"
 
     def predict(self, stems: list[Stem], sample_rate: int, *, seed: int = 0) -> MixSettings:
@@ -54,6 +58,8 @@ class EqualLoudnessMixer:
 
 class RandomMixer:
     """Equal-loudness trims, then seeded random faders (uniform ±12 dB) and pans (uniform −1…1)."""
+
+    accepts_references = False
 
     name = "random"
     gain_range_db = 12.0

@@ -98,6 +98,8 @@ class BalanceMixer:
         name: what ``--model`` called it (``mixer`` in ``mix.json``).
     """
 
+    accepts_references = False
+
     def __init__(self, model: Any, meta: dict[str, Any], name: str, strips: str | None = None) -> None:
         self.model = model
         self.meta = meta

@@ -37,6 +37,7 @@ from automix.console.schema import SEND_OFF_DB, TRACK
 from automix.console.settings import MixSettings
 from automix.io.audio import Stem
 from automix.mixers.features import StemFeatures, analyse_reader, infer_role
+from automix.models.inputs import stem_trim_db
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,7 @@ def left_alone(f: StemFeatures) -> str | None:
 
 def balance(role: str, lufs: float) -> tuple[float, float, str]:
     """Rule 1: ``(trim_db, gain_db, note)``: equal loudness, then the role's fader offset."""
-    spec = TRACK.spec("trim_db")
-    trim_db = float(np.clip(NORMALISED_STEM_LUFS - lufs, spec.minimum, spec.maximum))
+    trim_db = stem_trim_db(lufs)
     gain_db = ROLE_STYLES[role].offset_db
     return trim_db, gain_db, (
         f"balance: trim {trim_db:+.1f} dB ({lufs:.1f} → {NORMALISED_STEM_LUFS:g} LUFS), "
@@ -296,6 +296,8 @@ def analyse_stems(stems: list[Stem]) -> dict[str, StemFeatures]:
 
 class RulesMixer:
     """The default mixer: analyse every stem, infer its role, apply the rules above."""
+
+    accepts_references = False
 
     name = "rules"
 

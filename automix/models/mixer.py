@@ -29,34 +29,14 @@ from automix.console.schema import FX, MASTER, TRACK
 from automix.console.settings import MixSettings
 from automix.errors import AutomixError
 from automix.io.audio import Stem, resample
+from automix.models.inputs import (
+    reference_gain_db,
+    scaled_for_model,
+    stem_trim_db,
+)
 
 ANALYSIS_WINDOWS = 3
 """How many excerpts of the song the model looks at (median of their predictions)."""
-
-REFERENCE_LUFS = -16.0
-"""References are normalised to this loudness before analysis, in training (see
-:mod:`automix.data.samplers`) and here: about what 8–16 stems at −23 LUFS with typical
-faders sum to before the master stage."""
-
-
-MODEL_INPUT_LIMIT = 1e3
-"""Largest sample magnitude a model is given (+60 dBFS, the loader's damaged-sample limit).
-
-After the trim, real stems sit near −23 LUFS with peaks well under 0 dBFS, so this clip never
-touches them; it only bounds stems whose level is beyond what the trim range (±48 dB) can bring
-back. The model then sees a very loud stem (its prediction turns it down as far as it learned),
-and every power the encoders compute stays far inside float32 (|x|² · n_fft ≈ 1e9)."""
-
-
-def scaled_for_model(audio: np.ndarray, gain_db: float) -> np.ndarray:
-    """``audio`` ``(channels, samples)`` times ``gain_db`` (dB), as float32 clipped to
-    ±:data:`MODEL_INPUT_LIMIT`. The product is formed in float64, so neither a huge input
-    nor a huge gain can overflow on the way; NaN (never produced by the loader) becomes 0."""
-    scaled = np.asarray(audio, dtype=np.float64) * 10.0 ** (float(gain_db) / 20.0)
-    # In place: a long stem's float64 copy is large enough without two more.
-    np.nan_to_num(scaled, copy=False, nan=0.0, posinf=MODEL_INPUT_LIMIT, neginf=-MODEL_INPUT_LIMIT)
-    return np.clip(scaled, -MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT, out=scaled).astype(np.float32)
-
 
 def input_seconds(meta: dict[str, Any]) -> float:
     """Length of the excerpts the model was trained on (Method 1/2 use half the cached excerpt)."""
@@ -102,6 +82,9 @@ class ModelMixer:
         device: where to run the model.
     """
 
+    accepts_references = True
+    """Both controllers take reference excerpts (MST attends to them; DMC gets them and ignores them)."""
+
     def __init__(self, model: nn.Module, meta: dict[str, Any], name: str, device: str | torch.device = "cpu"):
         self.model = model.eval()
         self.meta = meta
@@ -111,14 +94,14 @@ class ModelMixer:
         self.window_s = input_seconds(meta)
 
     def _reference_windows(self, reference: np.ndarray, sample_rate: int, count: int) -> torch.Tensor:
-        """``count`` excerpts ``(count, 2, samples)`` of one reference at −16 LUFS (cycled if it has fewer)."""
+        """``count`` excerpts ``(count, 2, samples)`` of one reference at :data:`REFERENCE_LUFS` (cycled if it has fewer)."""
         if not isinstance(reference, np.ndarray) or reference.ndim != 2 or reference.shape[0] not in (1, 2):
             raise AutomixError("a reference must be a (channels, samples) array with 1 or 2 channels")
         x = _stereo(resample(np.asarray(reference, dtype=np.float32), sample_rate, self.rate_hz))
         if reference.shape[0] == 1:
             x[1] = x[0]
         lufs = float(integrated_lufs(x, self.rate_hz))  # measured in float64: finite for any finite input
-        gain_db = float(np.clip(REFERENCE_LUFS - lufs, -40.0, 40.0))
+        gain_db = reference_gain_db(lufs)
         picked, _ = signal_windows(scaled_for_model(x, gain_db), self.rate_hz, self.window_s, count)
         return torch.from_numpy(np.stack([picked[i % len(picked)] for i in range(count)]))
 
@@ -129,12 +112,11 @@ class ModelMixer:
         ``(channels, samples)`` arrays at ``sample_rate`` whose style to follow (MST only)."""
         if not stems:
             raise AutomixError("no stems to mix")
-        trim_spec = TRACK.spec("trim_db")
         trims_db, audio = [], []
         for stem in stems:
             samples = stem.audio  # (a streamed stem reads the whole file here: read it once)
             lufs = float(integrated_lufs(samples, stem.sample_rate))  # float64 inside: finite for any finite input
-            trim_db = float(np.clip(NORMALISED_STEM_LUFS - lufs, trim_spec.minimum, trim_spec.maximum))
+            trim_db = stem_trim_db(lufs)
             trims_db.append(trim_db)
             # Trim before resampling (the resampler is linear, so the order does not matter for
             # real stems), so that the clip bounds what the resampler and the model receive.

@@ -35,6 +35,7 @@ from automix.io.audio import Stem
 from automix.measure.distances import AudioFeatureLoss, SumDiffSTFTLoss
 from automix.mixers.baselines import EqualLoudnessMixer, RandomMixer
 from automix.models.checkpoint import load_checkpoint
+from automix.models.inputs import reference_gain_db
 from automix.models.mixer import restrict_to_trained
 from automix.train.loop import level_matched
 
@@ -125,7 +126,8 @@ def method1(ckpt: Path, root: Path, cache: Path, count: int) -> dict:
 
 def _normalised(x: torch.Tensor, rate: int) -> torch.Tensor:
     lufs = integrated_lufs(x[0].numpy().astype(np.float64), rate)
-    return x * 10 ** ((samplers.REFERENCE_LUFS - lufs) / 20.0) if np.isfinite(lufs) and lufs > -70 else x
+    # A (near-)silent excerpt is left as it is: there is no level to normalise.
+    return x * 10 ** (reference_gain_db(lufs) / 20.0) if np.isfinite(lufs) and lufs > -70 else x
 
 
 def method2(ckpt: Path, root: Path, refs_root: Path, cache: Path, count: int) -> dict:
