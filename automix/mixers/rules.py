@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from automix.console.loudness import NORMALISED_STEM_LUFS, SILENCE_LUFS
-from automix.console.schema import SEND_OFF_DB, TRACK
+from automix.console.schema import MASTER, SEND_OFF_DB, TRACK
 from automix.console.settings import MixSettings
 from automix.io.audio import Stem
 from automix.mixers.features import StemFeatures, analyse_reader, infer_role
@@ -200,7 +200,7 @@ def compression(role: str, f: StemFeatures, trim_db: float) -> tuple[dict[str, f
         "compressor.ratio": ratio,
         "compressor.attack_ms": style.attack_ms,
         "compressor.release_ms": style.release_ms,
-        "compressor.knee_db": 6.0,
+        "compressor.knee_db": TRACK.spec("compressor.knee_db").default,
         "compressor.makeup_db": makeup_db,
     }
     return values, (
@@ -272,7 +272,7 @@ def master_chain(fader_db: list[float]) -> dict[str, float]:
         "compressor.ratio": 1.5,
         "compressor.attack_ms": 30.0,
         "compressor.release_ms": 250.0,
-        "compressor.knee_db": 6.0,
+        "compressor.knee_db": MASTER.spec("compressor.knee_db").default,
     }
 
 

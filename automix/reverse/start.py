@@ -32,6 +32,8 @@ high-pass on a kick (measured: song_00061 of the full benchmark). At 16 Hz the 1
 takes 0.3 dB off 40 Hz."""
 
 
+_WIDTH, _PAN = TRACK.spec("width"), TRACK.spec("pan")
+
 def least_squares_strips(stems: Sequence[np.ndarray], mix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fader gain, pan and stereo width of every stem in ``mix`` by least squares.
 
@@ -58,7 +60,7 @@ def least_squares_strips(stems: Sequence[np.ndarray], mix: np.ndarray) -> tuple[
             side_l, side_r = max(a + b, 0.0), max(c + d, 0.0)
             gain = max(side_l, side_r)
             if gain > 0:
-                widths[k] = float(np.clip((a - b + d - c) / (side_l + side_r), 0.0, 2.0))
+                widths[k] = float(np.clip((a - b + d - c) / (side_l + side_r), _WIDTH.minimum, _WIDTH.maximum))
                 if side_l >= side_r:  # pan ≤ 0: the right side is √2·sin θ of the fader
                     theta = math.asin(min(1.0, side_r / (gain * math.sqrt(2.0))))
                 else:
@@ -66,7 +68,7 @@ def least_squares_strips(stems: Sequence[np.ndarray], mix: np.ndarray) -> tuple[
                 pans[k] = 4.0 * theta / math.pi - 1.0
         gains_db[k] = 20.0 * math.log10(gain) if gain > 1e-6 else -120.0
         col += stem.shape[0]
-    return gains_db, np.clip(pans, -1.0, 1.0), widths
+    return gains_db, np.clip(pans, _PAN.minimum, _PAN.maximum), widths
 
 
 def initial_settings(names: list[str], stems: Sequence[np.ndarray], mix: np.ndarray) -> MixSettings:
