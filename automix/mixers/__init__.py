@@ -6,12 +6,12 @@ Any other name or a checkpoint path goes to the trained-model registry.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from automix.errors import AutomixError
 from automix.mixers.base import Mixer
+from automix.models.device import check_device, resolve_device
 
 BUILTIN_MIXERS: dict[str, str] = {
     "rules": "knowledge-engineered mixer: roles from names and audio, documented rules",
@@ -23,7 +23,6 @@ BUILTIN_MIXERS: dict[str, str] = {
 
 DEFAULT_MIXER = "forest"
 
-_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
 
 def _builtin(name: str) -> Callable[[], Mixer]:
@@ -36,13 +35,6 @@ def _builtin(name: str) -> Callable[[], Mixer]:
         "equal-loudness": baselines.EqualLoudnessMixer,
         "random": baselines.RandomMixer,
     }[name]
-
-
-def check_device(device: str) -> str:
-    """Validate ``--device`` (auto, cpu, cuda, cuda:N, mps); returns it unchanged."""
-    if not _DEVICE.fullmatch(device):
-        raise AutomixError(f"--device {device!r}: choose auto, cpu, cuda, cuda:N or mps")
-    return device
 
 
 def check_model_name(model: str, option: str = "--model") -> str:
@@ -102,24 +94,6 @@ def get_mixer(name_or_path: str, device: str = "auto") -> Mixer:
         if str(e).startswith("unknown model"):
             raise AutomixError(unknown) from None
         raise
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when available, else ``cpu``; an unavailable CUDA/MPS device is an error."""
-    import torch
-
-    check_device(device)
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AutomixError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
-        count = torch.cuda.device_count()
-        raise AutomixError(f"--device {device}: this machine has {count} CUDA device{'' if count == 1 else 's'} "
-                           f"(cuda:0…cuda:{count - 1})")
-    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise AutomixError("--device mps: MPS is not available on this machine; use --device cpu")
-    return device
 
 
 __all__ = [

@@ -86,8 +86,8 @@ def load_mixer(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
         from automix.mixers.learned_balance import BalanceMixer
 
         return BalanceMixer(*load_forest(path), name)
-    from automix.mixers import resolve_device
     from automix.models.checkpoint import load_checkpoint
+    from automix.models.device import resolve_device
     from automix.models.mixer import ModelMixer
 
     device = resolve_device(str(device))
