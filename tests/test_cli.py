@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from cli_helpers import assert_user_error, run
+from signals import sine as _signal_sine
 
 from automix import engine
 from automix.console.loudness import integrated_lufs, true_peak_dbtp
@@ -176,8 +177,7 @@ def test_render_missing_and_malformed_params(mixed, tmp_path):
 # ---- bad and unusual inputs -------------------------------------------------------------------
 
 def _sine(sr: int, seconds: float = 0.5, channels: int = 1, freq: float = 440.0, phase: float = 0.0) -> np.ndarray:
-    t = np.arange(int(sr * seconds)) / sr
-    return np.tile(0.3 * np.sin(2 * np.pi * freq * t + phase), (channels, 1)).astype(np.float32)
+    return _signal_sine(freq, seconds, amplitude=0.3, sr=sr, channels=channels, phase=phase)
 
 
 def _folder(tmp_path: Path, synth, files: dict[str, np.ndarray | bytes], sr: int = 44100) -> Path:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from cli_helpers import assert_user_error, run
+from signals import sine as _signal_sine
 
 from automix.cli_common import mix_summary
 from automix.console.loudness import true_peak_dbtp
@@ -26,9 +27,8 @@ SR = 44100
 
 
 def _tone(seconds: float = 1.0, freq_hz: float = 220.0, channels: int = 1, amp: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    rng = np.random.default_rng(int(freq_hz))
-    x = amp * np.sin(2 * np.pi * freq_hz * t) + 0.01 * rng.standard_normal(t.size)
+    x = _signal_sine(freq_hz, seconds, amplitude=amp, sr=SR, dtype=np.float64)
+    x += 0.01 * np.random.default_rng(int(freq_hz)).standard_normal(x.size)
     return np.tile(x, (channels, 1)).astype(np.float32)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
+from signals import sine as _signal_sine
 
 from automix.console.biquad import eq_sos, sos_to_numpy
 from automix.console.compressor import BlockCompressor, compress
@@ -47,7 +48,7 @@ def _db(x: np.ndarray) -> float:
 
 
 def _sine(freq_hz: float, seconds: float, amplitude: float = 0.5, sr: int = SR) -> np.ndarray:
-    return (amplitude * np.sin(2 * np.pi * freq_hz * np.arange(int(seconds * sr)) / sr)).astype(np.float32)
+    return _signal_sine(freq_hz, seconds, amplitude=amplitude, sr=sr)
 
 
 def _strip_gain_db(params: torch.Tensor, freq_hz: float) -> float:

@@ -6,6 +6,7 @@ import numpy as np
 import pyloudnorm
 import pytest
 import scipy.signal
+from signals import sine as _signal_sine
 
 from automix.console import finalize as finalize_module
 from automix.console import loudness
@@ -24,8 +25,7 @@ SR = 44100
 
 
 def sine(freq_hz: float, peak_dbfs: float, seconds: float, sr: int = SR, phase: float = 0.0) -> np.ndarray:
-    t = np.arange(round(seconds * sr)) / sr
-    return 10 ** (peak_dbfs / 20) * np.sin(2 * np.pi * freq_hz * t + phase)
+    return _signal_sine(freq_hz, seconds, amplitude=10 ** (peak_dbfs / 20), sr=sr, phase=phase, dtype=np.float64)
 
 
 def square(peak: float, seconds: float = 6.0, freq_hz: float = 110.0) -> np.ndarray:

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 from cli_helpers import assert_user_error, run
+from signals import sine as _signal_sine
 
 from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
 from automix.console.schema import SEND_OFF_DB, TRACK
@@ -113,10 +114,10 @@ def test_shipped_configs_still_load():
 # ---- rules mixer: a lone click and a DC offset are left alone --------------------------------------
 
 def _tone(freq_hz: float, amp: float, seed: int, seconds: float = 2.0) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    tremolo = 1.0 + 0.5 * np.sin(2 * np.pi * 3.0 * t)
-    noise = 0.01 * np.random.default_rng(seed).standard_normal(t.size)
-    return (amp * tremolo * np.sin(2 * np.pi * freq_hz * t) + noise).astype(np.float32)
+    tremolo = 1.0 + _signal_sine(3.0, seconds, amplitude=0.5, sr=SR, dtype=np.float64)
+    tone = _signal_sine(freq_hz, seconds, amplitude=amp, sr=SR, dtype=np.float64)
+    noise = 0.01 * np.random.default_rng(seed).standard_normal(tone.size)
+    return (tremolo * tone + noise).astype(np.float32)
 
 
 def _write_song(folder: Path, odd: bool) -> Path:

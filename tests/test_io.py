@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from signals import sine as _signal_sine
 
 from automix.errors import AudioLoadError, AutomixError, OutputExistsError
 from automix.io import audio as audio_module
@@ -28,8 +29,7 @@ from automix.io.audio import (
 
 
 def sine(freq_hz: float, sr: int, duration_s: float = 0.5, channels: int = 1, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(sr * duration_s)) / sr
-    return np.tile(amp * np.sin(2 * np.pi * freq_hz * t), (channels, 1)).astype(np.float32)
+    return _signal_sine(freq_hz, duration_s, amplitude=amp, sr=sr, channels=channels)
 
 
 def test_folder_order_skips_and_notes(tmp_path, synth):

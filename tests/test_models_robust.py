@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from cli_helpers import run
+from signals import sine as _signal_sine
 
 from automix import engine
 from automix.console.finalize import finalize
@@ -37,8 +38,7 @@ MIXERS = list(available_mixers())
 
 
 def _tone(freq_hz: float, seconds: float = SECONDS, amp: float = 0.3, channels: int = 1) -> np.ndarray:
-    t = np.arange(round(seconds * SR)) / SR
-    return np.tile(amp * np.sin(2 * np.pi * freq_hz * t), (channels, 1)).astype(np.float32)
+    return _signal_sine(freq_hz, seconds, amplitude=amp, sr=SR, channels=channels)
 
 
 def _at_peak(audio: np.ndarray, peak: float) -> np.ndarray:

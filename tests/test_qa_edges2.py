@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 from cli_helpers import assert_user_error, run
+from signals import sine as _signal_sine
 
 from automix.errors import AutomixError
 from automix.io.audio import check_output, name_too_long
@@ -153,8 +154,7 @@ def test_excerpts_longer_than_the_songs_are_named_as_the_cause(config, tmp_path)
 # ---- 3. output names longer than the file system allows ----------------------------------------
 
 def _tone(freq_hz: float) -> np.ndarray:
-    t = np.arange(SR) / SR
-    return (0.2 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+    return _signal_sine(freq_hz, 1.0, amplitude=0.2, sr=SR)
 
 
 def test_a_processed_stem_name_too_long_fails_before_any_folder_is_made(tmp_path):
