@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 KERNEL_MODULES = (
-    "automix.io.audio", "automix.console.loudness", "automix.console.compressor", "automix.console.render",
-    "automix.console.finalize", "automix.mixers.features",
+    "automix.io.wav", "automix.console.loudness", "automix.console.compressor", "automix.console.render_kernels",
+    "automix.console.finalize", "automix.mixers.descriptors", "automix.mixers.stem_analysis",
 )
 """Modules that define cached numba kernels."""
 

@@ -15,7 +15,6 @@ The settings are read and validated by :func:`automix.console.settings.load_para
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from automix.console.metering import GainReduction, gain_reduction
 from automix.console.schema import FINALIZE, FX, MASTER, SEND_OFF_DB, TRACK, ParamGroup
 from automix.console.settings import MixSettings, load_params
 from automix.errors import AutomixError
-from automix.io.audio import check_output, load_stems, scan_folder
+from automix.io import check_output, load_stems, scan_folder, write_atomic
 
 MASTER_STRIP = "master"
 """Key of the master bus in :func:`measure_gain_reduction`'s result."""
@@ -299,7 +298,9 @@ def plot_console(settings: MixSettings, path: str | Path, force: bool = False,
             reduction.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
     fig.suptitle(f"automix console ({settings.mixer})")
-    _save_png(fig, path, force)
+    # bbox_inches="tight": the canvas grows to fit the labels.
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"), force=force,
+                 protect=protect or [])
     return path
 
 
@@ -310,22 +311,3 @@ def _with_rate(settings: MixSettings) -> MixSettings:
     copy = settings.clipped()
     copy.sample_rate = DEFAULT_PLOT_RATE_HZ
     return copy
-
-
-def _save_png(fig: Any, path: Path, force: bool) -> None:
-    """Write atomically (a temp file beside ``path`` moved into place: no half-written PNG remains),
-    creating the folder."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)  # like every automix output: its folder is made
-    except OSError as e:
-        raise AutomixError(f"{path.parent}: cannot create output folder ({e.strerror or e})") from None
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, format="png", bbox_inches="tight")  # the canvas grows to fit the labels
-        if not force and path.exists():  # appeared while we were drawing
-            raise AutomixError(f"{path}: exists (use --force to overwrite)")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise AutomixError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -54,7 +54,7 @@ from automix.engine import (
     report_step,
 )
 from automix.errors import AudioLoadError, AutomixError
-from automix.io.audio import Stem, load_audio, load_stems, resample
+from automix.io import Stem, load_audio, load_stems, resample
 from automix.mixers import check_device, check_seed, get_mixer
 from automix.mixers.base import accepts_references
 from automix.models.inputs import REFERENCE_LUFS
@@ -309,6 +309,7 @@ def style_transfer(
     progress: Progress | None = None,
     log: Log | None = None,
     strict: bool = False,
+    daw: str | None = None,
 ) -> StyleResult:
     """Mix ``stems_dir`` in the style of the reference mix(es) ``refs``; write the mix and its ``mix.json``.
 
@@ -321,7 +322,7 @@ def style_transfer(
         refine_steps: Adam steps of inference-time refinement (0 = off).
         amount, eq_amount, dynamics_amount, width_amount: 0 = the ``rules`` mix, 1 = full transfer.
         target_lufs, ceiling_dbtp, sample_rate, stems_out, device, seed, force, bit_depth,
-        progress, log, strict: as for :func:`automix.engine.mix`.
+        progress, log, strict, daw: as for :func:`automix.engine.mix`.
 
     Raises:
         AutomixError: bad options, stems or references (one-line messages).
@@ -345,7 +346,7 @@ def style_transfer(
     check_device(device)
     check_seed(seed)
     plan = plan_outputs(Path(stems_dir), out, params_out, Path(stems_out) if stems_out else None,
-                         bit_depth, force, refs)
+                         bit_depth, force, refs, daw)
     log_notes(plan.notes, log)  # e.g. where the reverb return goes
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read

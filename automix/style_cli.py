@@ -13,6 +13,7 @@ import typer
 from automix.cli_common import (
     BitDepth,
     Ceiling,
+    Daw,
     Device,
     Force,
     JsonOut,
@@ -54,6 +55,7 @@ def style_transfer_command(
     target_lufs: TargetLufs = DEFAULT_TARGET_LUFS,
     ceiling: Ceiling = DEFAULT_CEILING_DBTP,
     stems_out: StemsOut = None,
+    daw: Daw = None,
     device: Device = "auto",
     seed: Seed = 0,
     sample_rate: SampleRate = None,
@@ -73,7 +75,7 @@ def style_transfer_command(
             eq_amount=eq_amount, dynamics_amount=dynamics_amount, width_amount=width_amount,
             target_lufs=target_lufs, ceiling_dbtp=ceiling, sample_rate=sample_rate, stems_out=stems_out,
             device=device, seed=seed, force=force, bit_depth=bit_depth, progress=progress, log=report.log,
-            strict=strict,
+            strict=strict, daw=daw,
         )
     report.emit(result.to_json(), mix_summary(result, "style-transferred"))
 

@@ -60,7 +60,7 @@ def write_warmup_stems(folder: Path, seconds: float = WARMUP_SECONDS) -> Path:
 def _analysis_kernels() -> None:
     """Kernels the mix path does not reach (reverse, eval, style transfer measure with them)."""
     from automix.console.compressor import detector_power, smoothed_gain
-    from automix.mixers.features import frame_power
+    from automix.mixers.descriptors import frame_power
 
     x = np.stack([_tone(220.0, 1.0, WARMUP_RATE_HZ, 0)] * 2)
     power = detector_power(x, WARMUP_RATE_HZ)

@@ -31,16 +31,17 @@ import argparse
 import datetime
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import Stopwatch, markdown_table, run_command, run_in_child
+from run_all import replace_section  # benchmarks/ is on sys.path as the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 44100
@@ -113,14 +114,8 @@ def channel_minutes(folder: Path) -> float:
 
 
 # --------------------------------------------------------------------------------------
-# Children: each prints one JSON line with its timing and its own peak RSS
+# Children (run by run_child): each returns its timed region's wall ``seconds`` and ``cpu_s``
 # --------------------------------------------------------------------------------------
-
-def _cpu_s() -> float:
-    """User + system CPU seconds of this process so far (all threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
 
 def child_imports(_spec: dict) -> dict:
     import automix.console.finalize
@@ -135,7 +130,7 @@ def child_floor(spec: dict) -> dict:
     import soundfile as sf
 
     paths = sorted(Path(spec["dir"]).glob("*.wav"))
-    start, cpu = time.perf_counter(), _cpu_s()
+    clock = Stopwatch()
     readers = [sf.SoundFile(str(p)) for p in paths]
     frames = max(r.frames for r in readers)
     with sf.SoundFile(spec["out"], "w", SAMPLE_RATE, 2, "PCM_24") as out:
@@ -149,7 +144,7 @@ def child_floor(spec: dict) -> dict:
             out.write(np.clip(total[:n], -1.0, 1.0))
     for r in readers:
         r.close()
-    return {"seconds": time.perf_counter() - start, "cpu_s": _cpu_s() - cpu}
+    return {"seconds": clock.wall_s, "cpu_s": clock.cpu_s}
 
 
 def child_mix(spec: dict) -> dict:
@@ -161,22 +156,22 @@ def child_mix(spec: dict) -> dict:
     def progress(step: str, _fraction: float) -> None:
         stages.setdefault(step, time.perf_counter())  # when each stage starts
 
-    start, cpu = time.perf_counter(), _cpu_s()
+    clock = Stopwatch()
     result = engine.mix(spec["dir"], spec["out"], model=spec.get("model", "rules"), force=True, progress=progress)
-    end = time.perf_counter()
+    seconds, cpu_s, end = clock.wall_s, clock.cpu_s, time.perf_counter()
     names = list(stages)
     times = {n: (stages[names[i + 1]] if i + 1 < len(names) else end) - stages[n] for i, n in enumerate(names)}
-    return {"seconds": end - start, "cpu_s": _cpu_s() - cpu, "duration_s": result.duration_s, "stages": times}
+    return {"seconds": seconds, "cpu_s": cpu_s, "duration_s": result.duration_s, "stages": times}
 
 
 def child_style(spec: dict) -> dict:
     child_imports(spec)
     from automix.style import style_transfer
 
-    start, cpu = time.perf_counter(), _cpu_s()
+    clock = Stopwatch()
     result = style_transfer(spec["dir"], [spec["ref"]], spec["out"], model=spec["model"],
                             refine_steps=spec["refine"], force=True)
-    return {"seconds": time.perf_counter() - start, "cpu_s": _cpu_s() - cpu, "refine": result.refine}
+    return {"seconds": clock.wall_s, "cpu_s": clock.cpu_s, "refine": result.refine}
 
 
 def child_train(spec: dict) -> dict:
@@ -208,49 +203,30 @@ def child_train(spec: dict) -> dict:
     threads = torch.get_num_threads()
     times, cpus = [], []
     for _ in range(3):  # step 1 warms up allocators and caches
-        start, cpu = time.perf_counter(), _cpu_s()
+        clock = Stopwatch()
         optimizer.zero_grad(set_to_none=True)
         loss, terms = objective(model, batch)
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - start)
-        cpus.append(_cpu_s() - cpu)
+        times.append(clock.wall_s)
+        cpus.append(clock.cpu_s)
     params = sum(p.numel() for p in model.parameters())
     return {"seconds": float(np.median(times[1:])), "cpu_s": float(np.median(cpus[1:])), "batch": b, "tracks": t, "input_s": n / rate, "rate": rate,
             "terms": sorted(terms), "params": params, "threads": threads}
 
 
-CHILDREN = {"imports": child_imports, "floor": child_floor, "mix": child_mix, "style": child_style,
-            "train": child_train}
-
-
-def child_env() -> dict[str, str]:
-    # Idle OpenMP threads spin by default and steal the other core on a shared machine.
-    return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
-
-
-def run_child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Run a child measurement; returns its JSON plus ``peak_rss_gib``."""
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--spec", json.dumps(spec)],
-                         capture_output=True, text=True, cwd=ROOT, env=child_env(), check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"child {kind} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_child(child: Callable[[dict], dict], spec: dict[str, Any]) -> dict[str, Any]:
+    """Run a child measurement in its own process; returns its result plus that process's ``peak_rss_gib``."""
+    run = run_in_child(child, spec)
+    return {**run.value, "peak_rss_gib": run.usage.peak_rss_gib}
 
 
 def run_cli(args: list[str]) -> dict[str, Any]:
-    """Wall clock and peak RSS of ``python -m automix ARGS`` (interpreter start-up included)."""
-    start = time.perf_counter()
-    with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen([sys.executable, "-m", "automix", *args], cwd=ROOT, env=child_env(),
-                                stdout=null, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"automix {' '.join(args)} failed: {proc.stderr.read().decode()[-2000:]}")
-    proc.stderr.close()
-    return {"seconds": elapsed, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_gib": usage.ru_maxrss / 2**20}
+    """Wall clock, CPU seconds and peak RSS of ``python -m automix ARGS`` (interpreter start-up included)."""
+    run = run_command([sys.executable, "-m", "automix", *args])
+    if run.returncode != 0:
+        raise RuntimeError(f"automix {' '.join(args)} failed: {run.stderr[-2000:]}")
+    return {"seconds": run.usage.wall_s, "cpu_s": run.usage.cpu_s, "peak_rss_gib": run.usage.peak_rss_gib}
 
 
 # --------------------------------------------------------------------------------------
@@ -261,27 +237,29 @@ def _x(audio_s: float, seconds: float) -> str:
     return f"{audio_s / seconds:.0f}×" if audio_s / seconds >= 10 else f"{audio_s / seconds:.1f}×"
 
 
+def _cost_row(what: str, r: dict, audio_s: float, base: dict) -> list[str]:
+    """Cells: wall s, × real time of ``audio_s`` seconds, wall vs ``base``, CPU s, CPU vs ``base``, peak RSS GiB."""
+    return [what, f"{r['seconds']:.2f}", _x(audio_s, r["seconds"]), f"{r['seconds'] / base['seconds']:.1f}×",
+            f"{r['cpu_s']:.1f}", f"{r['cpu_s'] / base['cpu_s']:.1f}×", f"{r.get('peak_rss_gib', float('nan')):.2f}"]
+
+
 def bench_end_to_end(stems: Path, out: Path, tracks: int, seconds: float) -> tuple[str, dict]:
-    imports = run_child("imports", {})
-    floor = run_child("floor", {"dir": str(stems), "out": str(out / "floor.wav")})
-    mix = run_child("mix", {"dir": str(stems), "out": str(out / "mix.wav")})
+    imports = run_child(child_imports, {})
+    floor = run_child(child_floor, {"dir": str(stems), "out": str(out / "floor.wav")})
+    mix = run_child(child_mix, {"dir": str(stems), "out": str(out / "mix.wav")})
     cli = run_cli(["mix", str(stems), "-o", str(out / "cli.wav"), "--force", "--quiet"])
-
-    def row(what: str, r: dict, rss: bool = True) -> str:
-        return (f"| {what} | {r['seconds']:.2f} | {_x(seconds, r['seconds'])} | {r['seconds'] / floor['seconds']:.1f}× "
-                f"| {r['cpu_s']:.1f} | {r['cpu_s'] / floor['cpu_s']:.1f}× | {r['peak_rss_gib']:.2f} |")
-
     table = "\n".join([
         (f"{tracks} stems × {seconds:g} s at {SAMPLE_RATE} Hz, 24-bit WAV ({tracks - tracks // 4} mono, "
         f"{tracks // 4} stereo), mixer `rules`. Wall seconds on a shared machine are an upper bound; "
         "CPU seconds (user + system, all threads) are the cost."),
         "",
-        "| what | wall s | × real time | wall vs I/O floor | CPU s | CPU vs I/O floor | peak RSS (GiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        row("I/O floor: read every stem, sum, write (soundfile, blockwise)", floor),
-        row("`engine.mix` (load, analyse, predict, render, finalize, write)", mix),
-        row("`python -m automix mix` (incl. interpreter start-up and imports)", cli),
-        f"| imports only (RSS floor of every child) | – | – | – | – | – | {imports['peak_rss_gib']:.2f} |",
+        markdown_table(
+            ["what", "wall s", "× real time", "wall vs I/O floor", "CPU s", "CPU vs I/O floor", "peak RSS (GiB)"],
+            [_cost_row("I/O floor: read every stem, sum, write (soundfile, blockwise)", floor, seconds, floor),
+             _cost_row("`engine.mix` (load, analyse, predict, render, finalize, write)", mix, seconds, floor),
+             _cost_row("`python -m automix mix` (incl. interpreter start-up and imports)", cli, seconds, floor),
+             ["imports only (RSS floor of every child)", *["–"] * 5, f"{imports['peak_rss_gib']:.2f}"]],
+            align="lrrrrrr"),
         "",
         "Stages of `engine.mix` (wall): " + ", ".join(f"{k} {v:.2f} s" for k, v in mix["stages"].items()) + ".",
         "",
@@ -299,24 +277,20 @@ def bench_style(tmp: Path, stems: Path, seconds: float, mix: dict, refine_steps:
     note = "" if model == "mst-small" else (" The `mst-small` checkpoint is not available yet, so the "
                                             "`rules` mixer gives the starting point (no MST prediction).")
     ref = write_reference(tmp / "reference.wav", 30.0)
-    plain = run_child("style", {"dir": str(stems), "ref": str(ref), "out": str(tmp / "style0.wav"),
+    plain = run_child(child_style, {"dir": str(stems), "ref": str(ref), "out": str(tmp / "style0.wav"),
                                 "model": model, "refine": 0})
-    refined = run_child("style", {"dir": str(stems), "ref": str(ref), "out": str(tmp / "style1.wav"),
+    refined = run_child(child_style, {"dir": str(stems), "ref": str(ref), "out": str(tmp / "style1.wav"),
                                   "model": model, "refine": refine_steps})
-
-    def row(what: str, r: dict) -> str:
-        return (f"| {what} | {r['seconds']:.2f} | {_x(seconds, r['seconds'])} | {r['seconds'] / mix['seconds']:.1f}× "
-                f"| {r['cpu_s']:.1f} | {r['cpu_s'] / mix['cpu_s']:.1f}× | {r.get('peak_rss_gib', float('nan')):.2f} |")
-
     info = refined["refine"]
     return "\n".join([
         f"Same stems; one 30 s stereo reference (24-bit WAV); model `{model}`.{note}",
         "",
-        "| what | wall s | × real time | wall vs mix | CPU s | CPU vs mix | peak RSS (GiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        row("`mix` (the table above)", mix),
-        row("`style-transfer` (no refine)", plain),
-        row(f"`style-transfer --refine {refine_steps}`", refined),
+        markdown_table(
+            ["what", "wall s", "× real time", "wall vs mix", "CPU s", "CPU vs mix", "peak RSS (GiB)"],
+            [_cost_row("`mix` (the table above)", mix, seconds, mix),
+             _cost_row("`style-transfer` (no refine)", plain, seconds, mix),
+             _cost_row(f"`style-transfer --refine {refine_steps}`", refined, seconds, mix)],
+            align="lrrrrrr"),
         "",
         (f"Refinement: {info.get('seconds_per_step', float('nan')):.2f} s per step (wall); AF loss "
         f"{info.get('af_before', float('nan')):.4f} → {info.get('af_after', float('nan')):.4f}."),
@@ -324,26 +298,37 @@ def bench_style(tmp: Path, stems: Path, seconds: float, mix: dict, refine_steps:
 
 
 def bench_train() -> str:
-    configs = [p for p in sorted((ROOT / "configs").glob("*.yaml")) if p.stem != "smoke"]
+    import yaml
+
+    from automix.models.checkpoint_files import BALANCE_KINDS
+
+    # The balance models learn from descriptors, not audio through the console: no step to time
+    # (their whole training takes seconds to minutes; the model cards give it).
+    configs = [p for p in sorted((ROOT / "configs").glob("*.yaml")) if p.stem != "smoke"
+               and yaml.safe_load(p.read_text(encoding="utf-8"))["model"]["kind"] not in BALANCE_KINDS]
     if not configs:
         return "No training configs in `configs/`: skipped."
-    lines = [("One AdamW step (forward, differentiable console where the loss needs audio, loss, backward) on a "
-             "random batch of each config's shape, median of 2 after a warm-up step, with the config's "
-             "thread count. Audio s / CPU s: seconds of multitrack input (batch × excerpt) per CPU second."), "",
-             ("| config | model params | batch × tracks × input | loss terms | threads | wall s / step | "
-             "CPU s / step | audio s / CPU s | peak RSS (GiB) |"),
-             "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+    headers = ["config", "model params", "batch × tracks × input", "loss terms", "threads", "wall s / step",
+               "CPU s / step", "audio s / CPU s", "peak RSS (GiB)"]
+    rows = []
     for path in configs:
         try:
-            r = run_child("train", {"config": str(path)})
+            r = run_child(child_train, {"config": str(path)})
         except RuntimeError as e:
-            lines.append(f"| {path.stem} | failed: {str(e).splitlines()[-1][:80]} | | | | | | | |")
+            rows.append([path.stem, f"failed: {str(e).splitlines()[-1][:80]}", *[""] * 7])
             continue
         audio_s = r["batch"] * r["input_s"]
-        lines.append(f"| {path.stem} | {r['params'] / 1e6:.2f} M | {r['batch']} × {r['tracks']} × "
-                     f"{r['input_s']:.3g} s @ {r['rate'] / 1000:g} kHz | {', '.join(r['terms'])} | {r['threads']} | "
-                     f"{r['seconds']:.2f} | {r['cpu_s']:.2f} | {audio_s / r['cpu_s']:.1f} | {r['peak_rss_gib']:.2f} |")
-    return "\n".join(lines)
+        rows.append([path.stem, f"{r['params'] / 1e6:.2f} M",
+                     f"{r['batch']} × {r['tracks']} × {r['input_s']:.3g} s @ {r['rate'] / 1000:g} kHz",
+                     ", ".join(r["terms"]), r["threads"], f"{r['seconds']:.2f}", f"{r['cpu_s']:.2f}",
+                     f"{audio_s / r['cpu_s']:.1f}", f"{r['peak_rss_gib']:.2f}"])
+    return "\n".join([
+        ("One AdamW step (forward, differentiable console where the loss needs audio, loss, backward) on a "
+         "random batch of each config's shape, median of 2 after a warm-up step, with the config's "
+         "thread count. Audio s / CPU s: seconds of multitrack input (batch × excerpt) per CPU second."),
+        "",
+        markdown_table(headers, rows, align="lrllrrrrr"),
+    ])
 
 
 HOUR_SESSION_RUN = (
@@ -371,12 +356,12 @@ def bench_hour_session(tmp: Path, tracks: int = 32, distinct: int = 6, minutes: 
     files = sorted(source.iterdir())
     for i in range(tracks):
         os.link(files[i % len(files)], folder / f"track{i:02d}.wav")
-    return run_child("mix", {"dir": str(folder), "out": str(tmp / "hour_mix.wav")})
+    return run_child(child_mix, {"dir": str(folder), "out": str(tmp / "hour_mix.wav")})
 
 
 def _streams(folder: Path) -> bool:
     from automix.engine import STREAM_ABOVE_BYTES, decoded_bytes
-    from automix.io.audio import scan_folder
+    from automix.io import scan_folder
 
     files, _ = scan_folder(folder)
     return decoded_bytes(files) > STREAM_ABOVE_BYTES
@@ -388,24 +373,25 @@ def bench_memory(tmp: Path, stems_all: Path, seconds: float, counts: list[int], 
     points = []  # (label, channel-minutes, song minutes, streamed, result)
     for count in counts:
         folder = subset(tmp / f"count{count}", stems_all, count)
-        r = known.get(count) or run_child("mix", {"dir": str(folder), "out": str(tmp / f"mem{count}.wav")})
+        r = known.get(count) or run_child(child_mix, {"dir": str(folder), "out": str(tmp / f"mem{count}.wav")})
         points.append((f"{count} stems × {seconds / 60:.3g} min", channel_minutes(folder), seconds / 60,
                        _streams(folder), r))
     for m in minutes:
         folder = write_stems(tmp / f"len{m:g}", length_tracks, m * 60.0, all_mono=True)
         streamed = _streams(folder)
-        r = run_child("mix", {"dir": str(folder), "out": str(tmp / f"len{m:g}.wav")})
+        r = run_child(child_mix, {"dir": str(folder), "out": str(tmp / f"len{m:g}.wav")})
         points.append((f"{length_tracks} mono stems × {m:g} min", channel_minutes(folder), m, streamed, r))
         shutil.rmtree(folder)  # an hour of stems is gigabytes of disk
         (tmp / f"len{m:g}.wav").unlink(missing_ok=True)
     lines = [("Peak RSS of `engine.mix` with `rules` (child process, `ru_maxrss`), stems as 24-bit WAV. Sessions "
              "whose stems decode to more than 1 GiB of float32 are streamed from disk (`STREAM_ABOVE_BYTES`); "
              "smaller ones are loaded."), "",
-             "| input | input channel-minutes | path | wall s | CPU s | × real time | peak RSS (GiB) |",
-             "|---|---:|---|---:|---:|---:|---:|"]
-    for label, cm, _, streamed, r in points:
-        lines.append(f"| {label} | {cm:.3g} | {'streamed' if streamed else 'in memory'} | {r['seconds']:.1f} | "
-                     f"{r['cpu_s']:.1f} | {_x(r['duration_s'], r['seconds'])} | {r['peak_rss_gib']:.2f} |")
+             markdown_table(
+                 ["input", "input channel-minutes", "path", "wall s", "CPU s", "× real time", "peak RSS (GiB)"],
+                 [[label, f"{cm:.3g}", "streamed" if streamed else "in memory", f"{r['seconds']:.1f}",
+                   f"{r['cpu_s']:.1f}", _x(r["duration_s"], r["seconds"]), f"{r['peak_rss_gib']:.2f}"]
+                  for label, cm, _, streamed, r in points],
+                 align="lrlrrrr")]
     loaded = [(cm, r["peak_rss_gib"]) for _, cm, _, streamed, r in points if not streamed]
     streamed_rss = [r["peak_rss_gib"] for *_, streamed, r in points if streamed]
     lines.append("")
@@ -439,18 +425,7 @@ def main() -> None:
     parser.add_argument("--hour-session", action="store_true",
                         help="only the 32 × 60 min streamed session (needs ~3 GB of scratch disk); prints its result")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
-    parser.add_argument("--child", choices=sorted(CHILDREN))
-    parser.add_argument("--spec", default="{}")
     args = parser.parse_args()
-
-    if args.child:
-        result = CHILDREN[args.child](json.loads(args.spec))
-        result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(json.dumps(result))
-        return
-
-    sys.path.insert(0, str(ROOT))
-    from run_all import replace_section  # benchmarks/ is on sys.path as the script's folder
 
     if args.hour_session:
         scratch = Path(tempfile.mkdtemp(prefix="automix-bench-hour-"))

@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
-import platform
-import re
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from harness import Stopwatch, machine_line, markdown_table, peak_rss_mib, run_in_child
+from run_all import replace_section  # benchmarks/ is on sys.path as the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 44100
@@ -83,20 +79,22 @@ def make_settings(tracks: int):
 
 
 def child_automix(tracks: int, seconds: float, workers: int) -> dict:
+    """Render time (s), CPU (s) and the peak RSS before rendering (GiB) of ``render_console``."""
     from automix.console.render import render_console
 
     stems = make_stems(tracks, seconds)
     settings = make_settings(tracks)
     render_console([s[:, :SAMPLE_RATE] for s in stems], SAMPLE_RATE, settings, workers=workers)  # JIT warm-up
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    start, cpu_start = time.perf_counter(), time.process_time()
+    before = peak_rss_mib() / 1024
+    clock = Stopwatch()
     mix = render_console(stems, SAMPLE_RATE, settings, workers=workers)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    elapsed, cpu = clock.wall_s, clock.cpu_s
     assert np.all(np.isfinite(mix))
-    return {"seconds": elapsed, "cpu_seconds": cpu, "rss_before_gib": before}
+    return {"seconds": elapsed, "cpu_s": cpu, "rss_before_gib": before}
 
 
 def child_dasp(tracks: int, seconds: float, dasp_tracks: int) -> dict:
+    """Time (s) and CPU (s) of dasp's EQ + compressor on ``dasp_tracks`` tracks, scaled to ``tracks``."""
     import torch
     from dasp_pytorch import functional as F
 
@@ -109,7 +107,7 @@ def child_dasp(tracks: int, seconds: float, dasp_tracks: int) -> dict:
         return torch.tensor([settings.track[i, TRACK.index(name)]], dtype=torch.float32)
 
     bands = ["band_1", "band_2", "band_3", "band_4"]
-    start, cpu_start = time.perf_counter(), time.process_time()
+    clock = Stopwatch()
     with torch.no_grad():
         for i in range(dasp_tracks):
             x = torch.from_numpy(stems[i])[None]  # (1, 1, N)
@@ -124,37 +122,8 @@ def child_dasp(tracks: int, seconds: float, dasp_tracks: int) -> dict:
                 p(i, "compressor.makeup_db"),
             )
             del y
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     scale = tracks / dasp_tracks
-    return {"seconds": elapsed * scale, "cpu_seconds": cpu * scale, "measured_tracks": dasp_tracks}
-
-
-def run_child(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], check=False, capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
-
-
-def write_section(table: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = "## Render\n\n" + table.rstrip() + "\n"
-    pattern = re.compile(r"^## Render\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    return {"seconds": clock.wall_s * scale, "cpu_s": clock.cpu_s * scale, "measured_tracks": dasp_tracks}
 
 
 def main() -> None:
@@ -164,24 +133,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dasp-tracks", type=int, default=None,
                         help="render only this many tracks through dasp and scale the time (default: all)")
-    parser.add_argument("--child", choices=["automix", "dasp"])
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     args = parser.parse_args()
     dasp_tracks = min(args.dasp_tracks or args.tracks, args.tracks)
 
-    if args.child:
-        sys.path.insert(0, str(ROOT))
-        if args.child == "automix":
-            result = child_automix(args.tracks, args.seconds, args.workers)
-        else:
-            result = child_dasp(args.tracks, args.seconds, dasp_tracks)
-        result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(json.dumps(result))
-        return
-
-    common = ["--seconds", str(args.seconds), "--tracks", str(args.tracks)]
-    ours = run_child([*common, "--child", "automix", "--workers", str(args.workers)])
-    dasp = run_child([*common, "--child", "dasp", "--dasp-tracks", str(dasp_tracks)])
+    ours_run = run_in_child(child_automix, args.tracks, args.seconds, args.workers)
+    dasp_run = run_in_child(child_dasp, args.tracks, args.seconds, dasp_tracks)
+    ours, dasp = ours_run.value, dasp_run.value
+    ours_rss, dasp_rss = ours_run.usage.peak_rss_gib, dasp_run.usage.peak_rss_gib
     stems_gib = args.tracks * args.seconds * SAMPLE_RATE * 4 / 2**30
     dasp_note = "" if dasp_tracks == args.tracks else f" (measured on {dasp_tracks} tracks, scaled)"
     command = "`.venv/bin/python benchmarks/bench_render.py " + " ".join(sys.argv[1:]) + "`"
@@ -189,29 +148,30 @@ def main() -> None:
         (f"{args.tracks} mono stems × {args.seconds:g} s at {SAMPLE_RATE} Hz, full console "
         f"(trim, HPF + 3 EQ bands, compressor, fader, pan, reverb sends, master EQ/compressor)."),
         "",
-        "| renderer | what it renders | wall s | × real time | CPU s | peak RSS (GiB) |",
-        "|---|---|---:|---:|---:|---:|",
-        (f"| automix `render_console` (workers={args.workers}) | whole console | {ours['seconds']:.2f} | "
-        f"{args.seconds / ours['seconds']:.0f}× | {ours['cpu_seconds']:.1f} | {ours['peak_rss_gib']:.2f} |"),
-        (f"| dasp-pytorch `parametric_eq` + `compressor`{dasp_note} | per-track EQ + compressor only | "
-        f"{dasp['seconds']:.2f} | {args.seconds / dasp['seconds']:.1f}× | {dasp['cpu_seconds']:.1f} | "
-        f"{dasp['peak_rss_gib']:.2f} |"),
+        markdown_table(
+            ["renderer", "what it renders", "wall s", "× real time", "CPU s", "peak RSS (GiB)"],
+            [[f"automix `render_console` (workers={args.workers})", "whole console", f"{ours['seconds']:.2f}",
+              f"{args.seconds / ours['seconds']:.0f}×", f"{ours['cpu_s']:.1f}", f"{ours_rss:.2f}"],
+             [f"dasp-pytorch `parametric_eq` + `compressor`{dasp_note}", "per-track EQ + compressor only",
+              f"{dasp['seconds']:.2f}", f"{args.seconds / dasp['seconds']:.1f}×", f"{dasp['cpu_s']:.1f}",
+              f"{dasp_rss:.2f}"]],
+            align="llrrrr"),
         "",
         (f"automix is **{dasp['seconds'] / ours['seconds']:.1f}×** faster than the dasp baseline "
-        f"({dasp['cpu_seconds'] / ours['cpu_seconds']:.1f}× less CPU time). "
+        f"({dasp['cpu_s'] / ours['cpu_s']:.1f}× less CPU time). "
         f"Peak RSS includes the {stems_gib:.2f} GiB of input stems each child creates and the "
         f"libraries (the dasp child imports torch, ~0.7 GiB with the CUDA build installed here; the "
         f"automix renderer does not); before "
         f"rendering, the automix child was at {ours['rss_before_gib']:.2f} GiB, so the render itself "
-        f"(output + working memory) added {ours['peak_rss_gib'] - ours['rss_before_gib']:.2f} GiB."),
+        f"(output + working memory) added {ours_rss - ours['rss_before_gib']:.2f} GiB."),
         "",
-        (f"Machine: {machine()}; load average when it finished: {os.getloadavg()[0]:.1f} (wall times on a "
+        (f"Machine: {machine_line()}; load average when it finished: {os.getloadavg()[0]:.1f} (wall times on a "
         f"shared machine are only an upper bound; CPU seconds are the cost). Date: "
         f"{datetime.date.today().isoformat()}. Command: {command}."),
     ])
     print(table)
     if not args.no_write:
-        write_section(table)
+        replace_section(ROOT / "docs" / "benchmarks.md", "Render", table)
 
 
 if __name__ == "__main__":

@@ -52,12 +52,12 @@ import contextlib
 import json
 import re
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from harness import Stopwatch, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the repository's automix
@@ -321,12 +321,11 @@ def run_case(case: Case, out: Path, steps: int, oracle: bool = False) -> SongSco
         sf.write(str(stems_dir / name), audio.T, SAMPLE_RATE, subtype="FLOAT")
     mix_file = folder / "mix.wav"
     sf.write(str(mix_file), case.mix.T, SAMPLE_RATE, subtype="FLOAT")
-    started = time.perf_counter()
+    clock = Stopwatch()
     with oracle_compressors(case) if oracle else contextlib.nullcontext():
         result = reverse(stems_dir, mix_file, folder / "fit.json", steps=steps, force=True)
-    seconds = time.perf_counter() - started
-    return score(case, load_params(folder / "fit.json"), result.residual_db_initial, result.residual_db, seconds,
-                 result.start)
+    return score(case, load_params(folder / "fit.json"), result.residual_db_initial, result.residual_db,
+                 clock.wall_s, result.start)
 
 
 def summarise(rows: list[SongScore]) -> dict[str, float]:
@@ -362,24 +361,19 @@ def summarise(rows: list[SongScore]) -> dict[str, float]:
     }
 
 
-def markdown_table(rows: list[SongScore], summary: dict[str, float]) -> str:
-    lines = [
-        ("| song | stems | start | median gain err dB | median pan err | track level err dB | residual start → fit dB "
-         "(truth) | s |"),
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.song} | {r.stems} | {r.start} | {r.median_gain_err_db:.2f} | {r.median_pan_err:.3f} | "
-            f"{r.median_level_err_db:.2f} | {r.residual_db_initial:.1f} → {r.residual_db:.1f} ({r.residual_db_truth:.0f}) | "
-            f"{r.seconds:.0f} |"
-        )
+def results_table(rows: list[SongScore], summary: dict[str, float]) -> str:
+    """The per-song table with an all-tracks row, and a paragraph on compressed tracks when there are any."""
     s = summary
-    lines.append(
-        f"| **all tracks** | {s['tracks']} | | **{s['median_gain_err_db']:.2f}** | **{s['median_pan_err']:.3f}** | "
-        f"{s['median_level_err_db']:.2f} | median **{s['residual_db_median']:.1f}**, worst "
-        f"{s['residual_db_worst']:.1f} (truth ≤ {s['residual_db_truth_worst']:.0f}) | {s['seconds_median']:.0f} |"
-    )
+    cells = [[r.song, r.stems, r.start, f"{r.median_gain_err_db:.2f}", f"{r.median_pan_err:.3f}",
+              f"{r.median_level_err_db:.2f}",
+              f"{r.residual_db_initial:.1f} → {r.residual_db:.1f} ({r.residual_db_truth:.0f})", f"{r.seconds:.0f}"]
+             for r in rows]
+    cells.append(["**all tracks**", s["tracks"], "", f"**{s['median_gain_err_db']:.2f}**",
+                  f"**{s['median_pan_err']:.3f}**", f"{s['median_level_err_db']:.2f}",
+                  (f"median **{s['residual_db_median']:.1f}**, worst {s['residual_db_worst']:.1f} "
+                   f"(truth ≤ {s['residual_db_truth_worst']:.0f})"), f"{s['seconds_median']:.0f}"])
+    lines = [markdown_table(["song", "stems", "start", "median gain err dB", "median pan err", "track level err dB",
+                             "residual start → fit dB (truth)", "s"], cells)]
     if s["compressed_tracks"]:
         lines += ["", (f"Fader error: {s['tracks'] - s['compressed_tracks']} tracks without a compressor "
                        f"{s['median_gain_err_db_uncompressed']:.2f} dB (median), {s['compressed_tracks']} compressed "
@@ -434,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
     if not rows:
         raise SystemExit("no songs ran")
     summary = {"condition": args.condition, "steps": steps, **summarise(rows)}
-    table = markdown_table(rows, summary)
+    table = results_table(rows, summary)
     (out / "results.json").write_text(json.dumps({"summary": summary, "songs": [asdict(r) for r in rows]}, indent=2))
     (out / "table.md").write_text(table)
     if args.table is not None:

@@ -20,10 +20,11 @@ import datetime
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from harness import machine_line, markdown_table, run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -84,30 +85,13 @@ def _ensure_intro(path: Path) -> None:
     path.write_text(f"{TITLE}\n\n{INTRO}\n\n{rest.strip()}\n", encoding="utf-8")
 
 
-def machine() -> dict[str, str]:
-    """CPU model (lscpu), cores, RAM, OS and library versions."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-    except OSError:
-        pass
-    versions = subprocess.run(
+def library_versions() -> str:
+    """Versions of the libraries the benchmarks lean on, as the venv's interpreter imports them."""
+    versions = run_command(
         [sys.executable, "-c", ("import numpy, scipy, torch, soundfile; "
          "print(f'numpy {numpy.__version__}, scipy {scipy.__version__}, torch {torch.__version__}, "
-         "soundfile {soundfile.__version__}')")],
-        capture_output=True, text=True, check=False).stdout.strip()
-    return {"cpu": model, "cores": str(os.cpu_count()), "ram": ram,
-            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            "libraries": versions or "unknown"}
+         "soundfile {soundfile.__version__}')")]).stdout.strip()
+    return versions or "unknown"
 
 
 def discover(only: list[str] | None) -> list[Path]:
@@ -131,26 +115,23 @@ def main() -> None:
 
     if not args.quick:
         _ensure_intro(DOC)
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # idle OpenMP threads would spin on a shared machine
     runs = []
     started_all = time.perf_counter()
     for script in discover(args.only):
         extra = (QUICK_ARGS if args.quick else BENCHMARK_ARGS).get(script.stem, [])
         command = ["benchmarks/" + script.name, *extra]
         print(f"== {' '.join(command)}", flush=True)
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, timeout=args.timeout, check=False)
-            status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
-        except subprocess.TimeoutExpired:
+        run = run_command([sys.executable, *command], capture=False, timeout=args.timeout)
+        if run.timed_out:
             status = f"stopped after {args.timeout:.0f} s"
-        runs.append((command, time.perf_counter() - started, status))
-        print(f"== {script.name}: {status} in {time.perf_counter() - started:.0f} s", flush=True)
+        else:
+            status = "ok" if run.returncode == 0 else f"failed (exit {run.returncode})"
+        runs.append((command, run.usage.wall_s, status))
+        print(f"== {script.name}: {status} in {run.usage.wall_s:.0f} s", flush=True)
 
-    info = machine()
     lines = [
-        f"- CPU: {info['cpu']}, {info['cores']} cores; RAM {info['ram']}; {info['os']}",
-        f"- Python {info['python']}; {info['libraries']}",
+        f"- CPU: {machine_line()}",
+        f"- Python {platform.python_version()}; {library_versions()}",
         (f"- Last `run_all.py` run: {datetime.datetime.now().isoformat(timespec='minutes')}, "
         f"{time.perf_counter() - started_all:.0f} s in all"
         f"{' (only ' + ', '.join(args.only) + ')' if args.only else ''}; "
@@ -158,9 +139,8 @@ def main() -> None:
         "so absolute times vary between runs; ratios within one run are the robust numbers)."),
         "- Every child process runs with `OMP_WAIT_POLICY=PASSIVE`.",
         "",
-        "| command | wall time | status |",
-        "|---|---:|---|",
-        *(f"| `.venv/bin/python {' '.join(c)}` | {s:.0f} s | {st} |" for c, s, st in runs),
+        markdown_table(["command", "wall time", "status"],
+                       [[f"`.venv/bin/python {' '.join(c)}`", f"{s:.0f} s", st] for c, s, st in runs], align="lrl"),
     ]
     body = "\n".join(lines)
     print(f"## Machine\n\n{body}")

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from automix.mixers.features import analyse_stem, infer_role
+from automix.mixers.roles import infer_role
 from automix.mixers.rules import ROLE_STYLES, left_alone
+from automix.mixers.stem_analysis import analyse_stem
 
 
 def song_rows(folder: str) -> list[tuple[str, float, float]]:

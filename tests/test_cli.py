@@ -19,7 +19,7 @@ from signals import sine as _signal_sine
 
 from automix import engine
 from automix.console.loudness import integrated_lufs, true_peak_dbtp
-from automix.io.audio import load_audio
+from automix.io import load_audio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -324,7 +324,7 @@ def test_stems_out_tracks_and_reverb_return_sum_to_the_master_bus_input(song_dir
     from automix.console.render import _Strip, render_console
     from automix.console.schema import MASTER
     from automix.console.settings import load_params
-    from automix.io.audio import load_stems
+    from automix.io import load_stems
 
     data = summary(run("mix", song_dir, "-o", tmp_path / "mix.wav", "--stems-out", tmp_path / "tracks", "--json"))
     written = [load_audio(p)[0] for p in sorted((tmp_path / "tracks").iterdir())]

@@ -20,8 +20,8 @@ from automix.cli_common import mix_summary
 from automix.console.loudness import true_peak_dbtp
 from automix.console.settings import load_params
 from automix.errors import AutomixError, ParamsError
-from automix.io import audio as audio_io
-from automix.io.audio import scan_folder
+from automix.io import decode as audio_io
+from automix.io import scan_folder
 
 SR = 44100
 

@@ -15,7 +15,7 @@ from automix.console.render import render_console
 from automix.console.schema import SEND_OFF_DB, TRACK, db_to_amplitude, send_gain
 from automix.console.settings import load_params
 from automix.daw.reaper import FX_RETURN_TRACK, quote
-from automix.io.audio import load_stems
+from automix.io import load_stems
 
 _TOKEN = re.compile(r'"[^"]*"|\'[^\']*\'|`[^`]*`|\S+')
 
@@ -209,3 +209,13 @@ def test_what_the_session_leaves_out_is_listed(song: Path, tmp_path: Path) -> No
     settings.set(i, "compressor.ratio", 4.0)
     settings.set(i, "compressor.threshold_db", -20.0)
     assert processing_summary(settings, i) == "-5 dB at 646 Hz, Q 4; compressor 4:1 at -20 dB"
+
+
+def test_style_transfer_writes_the_session_too(song: Path, tmp_path: Path, synth) -> None:
+    reference = synth.write(tmp_path / "ref.wav", np.stack([synth.pad(2.0)[0], synth.lead(2.0)[0]]))
+    out = tmp_path / "styled.wav"
+    result = run("style-transfer", song, "--ref", reference, "-o", out, "--refine", "0", "--daw", "reaper")
+    assert result.exit_code == 0, result.output
+    project = parse_rpp(out.with_suffix(".rpp").read_text(encoding="utf-8"))
+    settings = load_params(out.with_suffix(".json"))
+    assert {Path(n).stem for n in settings.track_names} <= set(_tracks(project))

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from automix.cli import app
 from automix.console.loudness import integrated_lufs
 from automix.console.render import render_console
-from automix.io.audio import Stem
+from automix.io import Stem
 from automix.mixers import DEFAULT_MIXER, get_mixer
 from automix.models.registry import available_models
 

@@ -10,18 +10,21 @@ import numpy as np
 import pytest
 import soundfile as sf
 import typer
+from signals import sine as _signal_sine
 from typer.testing import CliRunner
 
 from automix.console.settings import MixSettings
 from automix.errors import AutomixError
-from automix.evaluate.run import evaluate_dataset, evaluate_file, pair_reference, read_results
+from automix.evaluate.measure_file import evaluate_file
+from automix.evaluate.results import read_results
+from automix.evaluate.run import evaluate_dataset
+from automix.evaluate.selection import pair_reference
 
 RATE = 44100
 
 
 def _sine(peak_dbfs: float, seconds: float, freq_hz: float = 1000.0) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return (10 ** (peak_dbfs / 20) * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+    return _signal_sine(freq_hz, seconds, amplitude=10 ** (peak_dbfs / 20), sr=RATE)
 
 
 def _write(path: Path, audio: np.ndarray) -> Path:

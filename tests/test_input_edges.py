@@ -19,9 +19,9 @@ from signals import sine as _signal_sine
 from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
 from automix.console.schema import SEND_OFF_DB, TRACK
 from automix.errors import AutomixError
-from automix.io.audio import load_stems, scan_folder
-from automix.mixers.features import analyse_stem
+from automix.io import load_stems, scan_folder
 from automix.mixers.rules import IMPULSIVE_PLR_DB, ROLE_STYLES, RulesMixer
+from automix.mixers.stem_analysis import analyse_stem
 from automix.train import loop
 from automix.train.config import ConfigError, load_config
 

@@ -12,8 +12,7 @@ import soundfile as sf
 from signals import sine as _signal_sine
 
 from automix.errors import AudioLoadError, AutomixError, OutputExistsError
-from automix.io import audio as audio_module
-from automix.io.audio import (
+from automix.io import (
     AudioWriter,
     ScratchAudio,
     check_output,
@@ -26,6 +25,7 @@ from automix.io.audio import (
     write_audio,
     write_text_atomic,
 )
+from automix.io import wav as wav_module
 
 
 def sine(freq_hz: float, sr: int, duration_s: float = 0.5, channels: int = 1, amp: float = 0.5) -> np.ndarray:
@@ -247,7 +247,7 @@ def test_decoding_equals_libsndfile(tmp_path, fmt, subtype, channels):
     sf.write(path, x, 44100, subtype=subtype, format=fmt)
     expected = sf.read(str(path), dtype="float32", always_2d=True)[0].T
     with sf.SoundFile(str(path)) as info:  # the WAV data this test is about is decoded by automix
-        assert (audio_module._find_wav_data(path, info) is not None) == (fmt != "AIFF" and fmt != "FLAC"
+        assert (wav_module._find_wav_data(path, info) is not None) == (fmt != "AIFF" and fmt != "FLAC"
                                                                          and subtype != "PCM_U8")
     audio, sr = load_audio(path)
     assert sr == 44100 and audio.dtype == np.float32 and audio.flags.c_contiguous

@@ -18,18 +18,17 @@ from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs, true
 from automix.console.render import render_console
 from automix.console.schema import FX, TRACK
 from automix.errors import AutomixError
-from automix.io.audio import Stem, load_audio, load_stems, open_stems
-from automix.mixers import available_mixers, features, get_mixer
-from automix.mixers.baselines import EqualLoudnessMixer, MonoMixer, RandomMixer
-from automix.mixers.features import (
-    active_rms_dbfs,
-    analyse_stem,
-    find_resonance,
-    role_from_name,
-    spectra,
-    transient_db,
+from automix.io import Stem, load_audio, load_stems, open_stems
+from automix.mixers import (
+    available_mixers,
+    get_mixer,
+    stem_analysis,  # the module whose ANALYSIS_BLOCK_SAMPLES is patched
 )
+from automix.mixers.baselines import EqualLoudnessMixer, MonoMixer, RandomMixer
+from automix.mixers.descriptors import active_rms_dbfs, find_resonance, spectra, transient_db
+from automix.mixers.roles import role_from_name
 from automix.mixers.rules import ROLE_STYLES, RulesMixer, analyse_stems, highpass, placement
+from automix.mixers.stem_analysis import analyse_stem
 
 SR = 44100
 
@@ -239,7 +238,7 @@ def test_streamed_stems_give_the_same_features(tmp_path, synth, monkeypatch):
     synth.write(tmp_path / "pad.flac", synth.pad(3.3))
     loaded, _, _ = load_stems(tmp_path)
     whole = analyse_stems(loaded)
-    monkeypatch.setattr(features, "ANALYSIS_BLOCK_SAMPLES", 10_007)
+    monkeypatch.setattr(stem_analysis, "ANALYSIS_BLOCK_SAMPLES", 10_007)
     opened, _, _ = open_stems(tmp_path)
     try:
         streamed, blocked = analyse_stems(opened), analyse_stems(loaded)

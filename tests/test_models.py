@@ -11,7 +11,7 @@ import torch
 from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
 from automix.console.schema import FX, MASTER, TRACK
 from automix.errors import AutomixError
-from automix.io.audio import Stem
+from automix.io import Stem
 from automix.models import registry
 from automix.models.checkpoint import CheckpointError, build_model, load_checkpoint, save_checkpoint
 from automix.models.encoder import balance_estimate_db

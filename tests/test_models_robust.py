@@ -24,7 +24,7 @@ from automix.console.finalize import finalize
 from automix.console.loudness import true_peak_dbtp
 from automix.console.render import render_console
 from automix.console.schema import DEFAULT_CEILING_DBTP
-from automix.io.audio import SILENCE_PEAK_DBFS, Stem
+from automix.io import SILENCE_PEAK_DBFS, Stem
 from automix.mixers import available_mixers, get_mixer
 
 SR = 22050

@@ -18,7 +18,7 @@ from cli_helpers import assert_user_error, run
 from signals import sine as _signal_sine
 
 from automix.errors import AutomixError
-from automix.io.audio import check_output, name_too_long
+from automix.io import check_output, name_too_long
 from automix.measure.distances import SumDiffSTFTLoss
 from automix.models.checkpoint import build_model
 from automix.models.encoder import WINDOW_SAMPLES

@@ -173,7 +173,7 @@ val_every: 20
 @pytest.mark.parametrize("kind,sizes", [("forest", "{trees: 30, min_samples_leaf: 1}"),
                                         ("balance-net", "{width: 32, layers: 1, heads: 2}")])
 def test_train_learns_the_authors_rule_and_mixes(tmp_path: Path, corpus: Path, kind: str, sizes: str):
-    from automix.io.audio import Stem
+    from automix.io import Stem
     from automix.mixers import get_mixer
     from automix.train import balance
     from automix.train.balance import load_table, summary
@@ -230,7 +230,8 @@ def test_given_balance_is_trusted_only_when_it_agrees():
 
 
 def test_eval_reads_the_recorded_truth_not_an_estimate(corpus: Path):
-    from automix.evaluate.run import known_truth, load_song
+    from automix.evaluate.measure_song import known_truth
+    from automix.evaluate.song_audio import load_song
 
     # a song whose author kept the rule (every fifth one moves its faders at random)
     song = next(s for s in find_songs(corpus) if int(s.name.rsplit("_", 1)[1]) % 5)

@@ -12,7 +12,7 @@ from automix.console.render import render_console
 from automix.console.schema import FINALIZE, TRACK
 from automix.console.settings import MixSettings, load_params
 from automix.errors import AutomixError, OutputExistsError
-from automix.io.audio import load_audio
+from automix.io import load_audio
 from automix.reverse import align_mix, render_fit, residual_db, reverse
 
 SR = 22050  # half the console's cost of 44.1 kHz; EQ frequencies are clamped below 0.45·fs

@@ -46,7 +46,7 @@ from automix.console.loudness import (
 )
 from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, FINALIZE
 from automix.errors import ParamsError
-from automix.io.audio import ScratchAudio
+from automix.io import ScratchAudio
 
 LOOKAHEAD_MS = 2.0
 """Attack: the gain starts falling this long before a peak (≈ the period of 500 Hz)."""

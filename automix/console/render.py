@@ -6,9 +6,10 @@ so rendering and finalizing never import torch. Rendered in time blocks with car
 memory does not grow with song length:
 
 * EQ: exact IIR filtering (scipy ``sosfilt``'s transposed direct form II, state carried across
-  blocks) by a numba kernel that runs up to four sections per pass with their states in
-  registers, the trim gain, the float32 → float64 conversion and the compressor's detector
-  fused in (sections that are exactly the identity, i.e. bands at 0 dB, are skipped);
+  blocks) by a numba kernel (:mod:`automix.console.render_kernels`, with the other compiled
+  loops) that runs up to four sections per pass with their states in registers, the trim gain,
+  the float32 → float64 conversion and the compressor's detector fused in (sections that are
+  exactly the identity, i.e. bands at 0 dB, are skipped);
 * compressor: :class:`automix.console.compressor.BlockCompressor` (same arithmetic as the torch
   path, state carried; skipped at ratio 1), its ballistics fused with fader, pan and make-up;
 * reverb: uniformly partitioned FFT convolution (overlap-add, partition = ``block_size``)
@@ -29,18 +30,25 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
-import numba
 import numpy as np
 import scipy.fft
 
 from automix.console.biquad import active_sections, eq_sos
-from automix.console.compressor import COMPRESSOR_PARAMS, POWER_FLOOR, RECURSION_FASTMATH, BlockCompressor
+from automix.console.compressor import COMPRESSOR_PARAMS, POWER_FLOOR, BlockCompressor
 from automix.console.design import pan_matrix
+from automix.console.render_kernels import (
+    PASS_SECTIONS,
+    _accumulate,
+    _cascade_pair,
+    _cascade_pass,
+    _multiply_accumulate,
+    _pass_coefficients,
+)
 from automix.console.reverb import reverb_ir
 from automix.console.schema import FX, MASTER, TRACK, ParamGroup, db_to_amplitude, send_gain
 from automix.console.settings import MixSettings
 from automix.errors import AutomixError
-from automix.io.audio import ScratchAudio
+from automix.io import ScratchAudio
 
 GROUP_TRACKS = 4
 """Tracks one worker task renders and sums. The mix is always summed group by group (in track order
@@ -49,161 +57,6 @@ within a group, then the groups in order), so the output is bit-identical for an
 CHUNK_SAMPLES = 16384
 """Samples per strip call inside a block: a track's work buffers and the group's bus (≈ 1 MB)
 stay in the core's L2 cache between the EQ, compressor and summing passes."""
-
-PASS_SECTIONS = 4
-"""EQ sections per pass over a block; their filter states stay in registers for the whole pass."""
-
-_IDENTITY_SECTION = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # pads a pass: y = 1·v + 0 exactly
-
-
-@numba.njit(inline="always")
-def _coefficients(sos, k):
-    """Section ``k`` as a tuple ``(b0, b1, b2, a1, a2)`` (kept in registers, unlike array reads)."""
-    return sos[k, 0], sos[k, 1], sos[k, 2], sos[k, 4], sos[k, 5]
-
-
-@numba.njit(inline="always")
-def _section(v, c, z0, z1):
-    """One transposed-direct-form-II step (scipy's sosfilt recursion); ``c`` from :func:`_coefficients`.
-
-    Returns ``(y, z0, z1)``. ``c1 v + z1`` is summed first: it does not depend on ``y``, so only two
-    multiply-adds sit on the sample-to-sample dependency.
-    """
-    y = c[0] * v + z0
-    return y, (c[1] * v + z1) - c[3] * y, c[2] * v - c[4] * y
-
-
-@numba.njit(nogil=True, cache=True, fastmath=RECURSION_FASTMATH)
-def _cascade_pass(src, gain, sos, zi, dst, det_c, det_state, power, power_floor):
-    """``dst = sosfilt(sos, gain · src)`` for exactly ``PASS_SECTIONS`` sections, per channel.
-
-    ``src`` ``(C, n)`` float32/64 (may be ``dst``), ``sos`` ``(4, 6)``, ``zi`` ``(4, C, 2)`` updated
-    in place, ``dst`` ``(C, n)`` float64, C 1 or 2. A stereo block runs both channels in the same
-    loop, so the CPU overlaps their recursions. If ``power`` is not empty, the compressor's
-    detector runs on the output too: ``power[i] = max(p, power_floor)`` with the one-pole
-    ``p = (1 − det_c) p + det_c · mean_c dst[c, i]²`` carried in ``det_state[0]`` (the arithmetic of
-    :func:`automix.console.compressor._detector_block`).
-    """
-    n = src.shape[1]
-    c0, c1, c2, c3 = _coefficients(sos, 0), _coefficients(sos, 1), _coefficients(sos, 2), _coefficients(sos, 3)
-    detect = power.shape[0] > 0
-    p = det_state[0]
-    keep = 1.0 - det_c
-    a00, a01, a10, a11, a20, a21, a30, a31 = (zi[0, 0, 0], zi[0, 0, 1], zi[1, 0, 0], zi[1, 0, 1],
-                                              zi[2, 0, 0], zi[2, 0, 1], zi[3, 0, 0], zi[3, 0, 1])
-    if src.shape[0] == 1:
-        for i in range(n):
-            v = gain * src[0, i]
-            v, a00, a01 = _section(v, c0, a00, a01)
-            v, a10, a11 = _section(v, c1, a10, a11)
-            v, a20, a21 = _section(v, c2, a20, a21)
-            v, a30, a31 = _section(v, c3, a30, a31)
-            dst[0, i] = v
-            if detect:
-                p = keep * p + det_c * (v * v * 1.0)
-                power[i] = max(p, power_floor)
-    else:
-        b00, b01, b10, b11, b20, b21, b30, b31 = (zi[0, 1, 0], zi[0, 1, 1], zi[1, 1, 0], zi[1, 1, 1],
-                                                  zi[2, 1, 0], zi[2, 1, 1], zi[3, 1, 0], zi[3, 1, 1])
-        for i in range(n):
-            v = gain * src[0, i]
-            w = gain * src[1, i]
-            v, a00, a01 = _section(v, c0, a00, a01)
-            w, b00, b01 = _section(w, c0, b00, b01)
-            v, a10, a11 = _section(v, c1, a10, a11)
-            w, b10, b11 = _section(w, c1, b10, b11)
-            v, a20, a21 = _section(v, c2, a20, a21)
-            w, b20, b21 = _section(w, c2, b20, b21)
-            v, a30, a31 = _section(v, c3, a30, a31)
-            w, b30, b31 = _section(w, c3, b30, b31)
-            dst[0, i] = v
-            dst[1, i] = w
-            if detect:
-                p = keep * p + det_c * ((v * v + w * w) * 0.5)
-                power[i] = max(p, power_floor)
-        zi[0, 1, 0], zi[0, 1, 1], zi[1, 1, 0], zi[1, 1, 1] = b00, b01, b10, b11
-        zi[2, 1, 0], zi[2, 1, 1], zi[3, 1, 0], zi[3, 1, 1] = b20, b21, b30, b31
-    zi[0, 0, 0], zi[0, 0, 1], zi[1, 0, 0], zi[1, 0, 1] = a00, a01, a10, a11
-    zi[2, 0, 0], zi[2, 0, 1], zi[3, 0, 0], zi[3, 0, 1] = a20, a21, a30, a31
-    det_state[0] = p
-
-
-@numba.njit(nogil=True, cache=True, fastmath=RECURSION_FASTMATH)
-def _cascade_pair(src_a, src_b, gain_a, gain_b, sos_a, sos_b, zi_a, zi_b, dst_a, dst_b, det_c, det_a, det_b,
-                  power_a, power_b, power_floor):
-    """:func:`_cascade_pass` for two mono strips at once (``a`` and ``b``, each with its own
-    arguments), in one loop so the CPU overlaps their recursions. Each lane's arithmetic is
-    exactly the mono kernel's, so pairing never changes a result."""
-    n = src_a.shape[1]
-    ca0, ca1, ca2, ca3 = _coefficients(sos_a, 0), _coefficients(sos_a, 1), _coefficients(sos_a, 2), \
-        _coefficients(sos_a, 3)
-    cb0, cb1, cb2, cb3 = _coefficients(sos_b, 0), _coefficients(sos_b, 1), _coefficients(sos_b, 2), \
-        _coefficients(sos_b, 3)
-    detect_a, detect_b = power_a.shape[0] > 0, power_b.shape[0] > 0
-    p, q = det_a[0], det_b[0]
-    keep = 1.0 - det_c
-    a00, a01, a10, a11, a20, a21, a30, a31 = (zi_a[0, 0, 0], zi_a[0, 0, 1], zi_a[1, 0, 0], zi_a[1, 0, 1],
-                                              zi_a[2, 0, 0], zi_a[2, 0, 1], zi_a[3, 0, 0], zi_a[3, 0, 1])
-    b00, b01, b10, b11, b20, b21, b30, b31 = (zi_b[0, 0, 0], zi_b[0, 0, 1], zi_b[1, 0, 0], zi_b[1, 0, 1],
-                                              zi_b[2, 0, 0], zi_b[2, 0, 1], zi_b[3, 0, 0], zi_b[3, 0, 1])
-    for i in range(n):
-        v = gain_a * src_a[0, i]
-        w = gain_b * src_b[0, i]
-        v, a00, a01 = _section(v, ca0, a00, a01)
-        w, b00, b01 = _section(w, cb0, b00, b01)
-        v, a10, a11 = _section(v, ca1, a10, a11)
-        w, b10, b11 = _section(w, cb1, b10, b11)
-        v, a20, a21 = _section(v, ca2, a20, a21)
-        w, b20, b21 = _section(w, cb2, b20, b21)
-        v, a30, a31 = _section(v, ca3, a30, a31)
-        w, b30, b31 = _section(w, cb3, b30, b31)
-        dst_a[0, i] = v
-        dst_b[0, i] = w
-        if detect_a:
-            p = keep * p + det_c * (v * v * 1.0)
-            power_a[i] = max(p, power_floor)
-        if detect_b:
-            q = keep * q + det_c * (w * w * 1.0)
-            power_b[i] = max(q, power_floor)
-    zi_a[0, 0, 0], zi_a[0, 0, 1], zi_a[1, 0, 0], zi_a[1, 0, 1] = a00, a01, a10, a11
-    zi_a[2, 0, 0], zi_a[2, 0, 1], zi_a[3, 0, 0], zi_a[3, 0, 1] = a20, a21, a30, a31
-    zi_b[0, 0, 0], zi_b[0, 0, 1], zi_b[1, 0, 0], zi_b[1, 0, 1] = b00, b01, b10, b11
-    zi_b[2, 0, 0], zi_b[2, 0, 1], zi_b[3, 0, 0], zi_b[3, 0, 1] = b20, b21, b30, b31
-    det_a[0], det_b[0] = p, q
-
-
-@numba.njit(nogil=True, cache=True)
-def _accumulate(bus, send, track, send_amp, first):
-    """``bus += track`` and ``send += send_amp · track`` over ``(2, n)`` arrays.
-
-    ``first``: the bus and send hold garbage and are set instead (the same values as adding to
-    zeros). ``send`` may be empty (no reverb). Branch-free inner loops, so they vectorise.
-    """
-    for c in range(track.shape[0]):
-        if first:
-            for i in range(track.shape[1]):
-                bus[c, i] = track[c, i]
-        else:
-            for i in range(track.shape[1]):
-                bus[c, i] += track[c, i]
-        if send.size == 0:
-            continue
-        if first:
-            for i in range(track.shape[1]):
-                send[c, i] = send_amp * track[c, i]
-        else:
-            for i in range(track.shape[1]):
-                send[c, i] += send_amp * track[c, i]
-
-
-def _pass_coefficients(sos: np.ndarray) -> list[np.ndarray]:
-    """Active ``(S, 6)`` sections → passes of exactly ``PASS_SECTIONS`` (the last padded with identities)."""
-    passes = []
-    for start in range(0, max(sos.shape[0], 1), PASS_SECTIONS):
-        chunk = sos[start:start + PASS_SECTIONS]
-        pad = np.tile(_IDENTITY_SECTION, (PASS_SECTIONS - chunk.shape[0], 1))
-        passes.append(np.ascontiguousarray(np.concatenate([chunk, pad])))
-    return passes
 
 
 class _Strip:
@@ -336,21 +189,6 @@ class _Group:
         return buses, sends, kept
 
 
-@numba.njit(nogil=True, cache=True)
-def _multiply_accumulate(history, head, ir_spectra, acc):
-    """``acc = Σ_j history[(head − j) mod K] · ir_spectra[j]`` over ``(K, 2, F)`` complex64 arrays."""
-    k = history.shape[0]
-    for j in range(k):
-        h = history[(head - j) % k]
-        ir = ir_spectra[j]
-        for c in range(acc.shape[0]):
-            for f in range(acc.shape[1]):
-                if j == 0:
-                    acc[c, f] = h[c, f] * ir[c, f]
-                else:
-                    acc[c, f] += h[c, f] * ir[c, f]
-
-
 class _PartitionedConvolver:
     """Stereo uniformly-partitioned overlap-add convolution, channel by channel.
 
@@ -398,7 +236,7 @@ class _PartitionedConvolver:
 
 
 class BlockSource(Protocol):
-    """A stem read block by block (e.g. :class:`automix.io.audio.StemFile`)."""
+    """A stem read block by block (e.g. :class:`automix.io.StemFile`)."""
 
     channels: int
     frames: int
@@ -458,7 +296,7 @@ def render_console(
         out: where the mix goes: a ``(2, N)`` array or a :class:`ScratchAudio` on disk
             (default: a new float32 array). It is also what is returned.
         track_sinks: one callable per track, called with each consecutive ``(2, n)`` float32
-            block of that track after pan (e.g. an :class:`automix.io.audio.AudioWriter`'s ``write``),
+            block of that track after pan (e.g. an :class:`automix.io.AudioWriter`'s ``write``),
             so processed stems can be written without holding them.
         fx_sink: called like a track sink with each block of the reverb return (after its
             return level, before the master bus; zeros when no track sends). The tracks and the

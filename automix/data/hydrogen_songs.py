@@ -34,7 +34,7 @@ import soundfile as sf
 from automix.data.human_mix import HumanMix, SourceFile, audible
 from automix.data.refs import licence_for, parse_copyright
 from automix.errors import AutomixError
-from automix.io.audio import resample
+from automix.io import resample
 
 FAMILY = "hydrogen"
 TICKS_PER_QUARTER = 48

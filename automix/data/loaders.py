@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from automix.errors import AutomixError
-from automix.io.audio import AUDIO_EXTENSIONS
+from automix.io import AUDIO_EXTENSIONS
 
 LAYOUTS = ("automix-synth", "folder", "medleydb", "enst", "cambridge", "musdb18hq")
 SPLITS = ("train", "val", "test")

@@ -49,7 +49,7 @@ from automix.data.random_params import (
     random_track_params,
 )
 from automix.errors import AutomixError
-from automix.io.audio import load_audio, resample
+from automix.io import load_audio, resample
 from automix.models.inputs import reference_gain_db, scaled_for_model, stem_trim_db
 
 ACTIVE_BELOW_NORMALISED_DB = 30.0

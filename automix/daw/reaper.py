@@ -40,7 +40,7 @@ from automix.console.describe import db, describe_compressor, describe_eq
 from automix.console.describe import number as in_words
 from automix.console.schema import FX, MASTER, SEND_OFF_DB, TRACK, db_to_amplitude, send_gain
 from automix.console.settings import MixSettings
-from automix.io.audio import write_text_atomic
+from automix.io import write_text_atomic
 
 FX_RETURN_TRACK = "FX return"
 """Name of the track that receives the reverb sends."""

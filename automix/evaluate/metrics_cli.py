@@ -64,11 +64,12 @@ def _dataset_table(evaluation: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from automix.evaluate.layout import REPORT_FILE
     from automix.evaluate.report import OVERVIEW_METRICS
 
     metrics = evaluation.summary["metrics"]
     shown = [m for m in OVERVIEW_METRICS if m in metrics]
-    table = Table(title=f"means over {len(evaluation.songs)} songs; details in {evaluation.out_dir}/report.md",
+    table = Table(title=f"means over {len(evaluation.songs)} songs; details in {evaluation.out_dir / REPORT_FILE}",
                   title_justify="left")
     table.add_column("method", overflow="fold")
     for m in shown:
@@ -104,7 +105,8 @@ def eval_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
 ) -> None:
     """Measure a mix (loudness, dynamics, stereo, spectrum; vs a reference/target), or a dataset."""
-    from automix.evaluate import run
+    from automix.evaluate.measure_file import evaluate_file
+    from automix.evaluate.run import evaluate_dataset
 
     def log(message: str) -> None:
         if not quiet:
@@ -115,7 +117,7 @@ def eval_command(
             raise AutomixError("give a MIX file to measure, or --dataset DIR --out REPORT_DIR")
         if out is not None or refs is not None:
             raise AutomixError("--out and --refs go with --dataset; for one mix use --ref/--target")
-        result = run.evaluate_file(mix, ref=ref, target=target)
+        result = evaluate_file(mix, ref=ref, target=target)
         for note in result.get("notes", []):
             log(f"note: {note}")
         if json_out:
@@ -128,9 +130,9 @@ def eval_command(
     if out is None:
         raise AutomixError("--dataset needs --out REPORT_DIR")
     names = [m.strip() for m in methods.split(",") if m.strip()]
-    evaluation = run.evaluate_dataset(dataset, names, out, refs=refs, split=split or None, layout=layout,
-                                      limit=limit, seconds=seconds, jobs=jobs, seed=seed, plots=not no_plots,
-                                      command=shlex.join(["automix", *sys.argv[1:]]), log=log)
+    evaluation = evaluate_dataset(dataset, names, out, refs=refs, split=split or None, layout=layout,
+                                  limit=limit, seconds=seconds, jobs=jobs, seed=seed, plots=not no_plots,
+                                  command=shlex.join(["automix", *sys.argv[1:]]), log=log)
     if json_out:
         sys.stdout.write(json.dumps(evaluation.to_json(), ensure_ascii=False) + "\n")
     else:

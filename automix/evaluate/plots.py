@@ -27,7 +27,15 @@ from typing import Any
 
 import numpy as np
 
-PLOTS_DIR = "plots"
+from automix.evaluate.layout import (
+    PLOTS_DIR,
+    REFERENCE_METHOD,
+    SETTINGS_DIR,
+    TARGET_METHOD,
+    safe_name,
+    settings_file,
+)
+
 MAX_SONG_PLOTS = 8
 """Per-song figures are drawn for this many songs (sorted by name); summaries use all songs."""
 
@@ -81,7 +89,7 @@ def plot_balance(rows: Sequence[dict[str, Any]], song: str, methods: Sequence[st
     x = np.arange(len(tracks))
     for i, method in enumerate(methods):
         heights = [levels[method].get(t, math.nan) for t in tracks]
-        style = {"color": "black", "alpha": 0.35} if method == "target" else {}
+        style = {"color": "black", "alpha": 0.35} if method == TARGET_METHOD else {}
         ax.bar(x + (i - (len(methods) - 1) / 2) * width, heights, width, label=method, **style)
     ax.set_xticks(x, [Path(t).stem for t in tracks], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("track loudness re mix (LU)")
@@ -149,8 +157,8 @@ def plot_spectra(rows: Sequence[dict[str, Any]], song: str, methods: Sequence[st
 
     bark = _values(rows, song, "bark_band_db")
     methods = [m for m in methods if m in bark]
-    if "reference" in bark and "reference" not in methods:
-        methods.append("reference")
+    if REFERENCE_METHOD in bark and REFERENCE_METHOD not in methods:
+        methods.append(REFERENCE_METHOD)
     if not methods:
         return False
     centres = bark_band_centres_hz()
@@ -163,8 +171,8 @@ def plot_spectra(rows: Sequence[dict[str, Any]], song: str, methods: Sequence[st
         if not valid.any():
             continue
         relative = db - 10.0 * np.log10(np.mean(10.0 ** (db[valid] / 10.0)))
-        style = {"color": "black", "linewidth": 2.5} if method in ("target", "reference") else {}
-        if method == "reference":
+        style = {"color": "black", "linewidth": 2.5} if method in (TARGET_METHOD, REFERENCE_METHOD) else {}
+        if method == REFERENCE_METHOD:
             style["linestyle"] = "--"
         ax.semilogx(centres[valid], relative[valid], marker=".", label=method, **style)
     ax.set_xlabel("Bark band centre (Hz)")
@@ -200,11 +208,10 @@ def plot_metric_per_song(rows: Sequence[dict[str, Any]], songs: Sequence[str], m
 
 def _load_settings(out_dir: Path, song: str, methods: Sequence[str]) -> dict[str, Any]:
     from automix.console.settings import load_params
-    from automix.evaluate.run import SETTINGS_DIR, safe_name
 
     found = {}
     for method in methods:
-        path = out_dir / SETTINGS_DIR / safe_name(song) / f"{safe_name(method)}.json"
+        path = settings_file(out_dir / SETTINGS_DIR, song, method)
         if path.is_file():
             found[method] = load_params(path)
     return found
@@ -213,8 +220,6 @@ def _load_settings(out_dir: Path, song: str, methods: Sequence[str]) -> dict[str
 def draw_all(out_dir: Path, rows: Sequence[dict[str, Any]], songs: Sequence[str], methods: Sequence[str]
              ) -> list[str]:
     """Draw every plot; returns their paths relative to ``out_dir`` (for ``report.md``)."""
-    from automix.evaluate.run import safe_name
-
     out_dir = Path(out_dir)
     folder = out_dir / PLOTS_DIR
     drawn: list[Path] = []

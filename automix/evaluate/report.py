@@ -17,13 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from automix.io.audio import write_text_atomic
-
-AUTOMATIC_METHODS = ("target", "reference")
-"""Not mixers: the song's own mix and the paired reference (see :mod:`automix.evaluate.run`)."""
-
-SUMMARY_FILE = "summary.json"
-REPORT_FILE = "report.md"
+from automix.evaluate.layout import AUTOMATIC_METHODS, REPORT_FILE, SUMMARY_FILE
+from automix.evaluate.plots import draw_all
+from automix.io import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -197,8 +193,6 @@ def write_report(out_dir: Path, rows: Sequence[dict[str, Any]], songs: Sequence[
     summary["family_metrics"] = {f: summarise(rows, v, all_methods) for f, v in summary["families"].items()}
     pngs: list[str] = []
     if plots:
-        from automix.evaluate.plots import draw_all
-
         pngs = draw_all(out_dir, rows, songs, all_methods)
     summary["plots"] = pngs
     write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n", force=True)

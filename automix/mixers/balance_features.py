@@ -22,13 +22,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from automix.console.loudness import SILENCE_LUFS, integrated_lufs
-from automix.mixers.features import role_from_name
+from automix.mixers.roles import role_from_name
 
 BAND_EDGES_HZ = np.geomspace(30.0, 16000.0, 17)
 """16 log-spaced bands from 30 Hz to 16 kHz (about 0.57 octave each)."""
 
 NAME_ROLES = ("kick", "snare", "hats", "drums", "bass", "fx", "pad", "lead", "guitar", "keys")
-"""Roles :func:`automix.mixers.features.role_from_name` can announce (one-hot; none → all 0)."""
+"""Roles :func:`automix.mixers.roles.role_from_name` can announce (one-hot; none → all 0)."""
 
 EXCERPT_S = 10.0
 MAX_EXCERPTS = 6

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from automix.console.settings import MixSettings
-from automix.io.audio import Stem
+from automix.io import Stem
 
 
 @runtime_checkable

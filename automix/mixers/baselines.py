@@ -7,7 +7,7 @@ import numpy as np
 from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
 from automix.console.schema import FX
 from automix.console.settings import MixSettings
-from automix.io.audio import Stem
+from automix.io import Stem
 from automix.models.inputs import stem_trim_db
 
 

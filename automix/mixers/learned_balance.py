@@ -22,7 +22,7 @@ from automix.console.render import render_console
 from automix.console.schema import MASTER, SEND_OFF_DB, TRACK
 from automix.console.settings import MixSettings
 from automix.errors import AutomixError
-from automix.io.audio import Stem
+from automix.io import Stem
 from automix.mixers.balance_features import song_features, track_features
 from automix.mixers.rules import RulesMixer, master_chain
 

@@ -1,9 +1,9 @@
 """``rules``: a knowledge-engineered mixer that needs no training.
 
 In the spirit of De Man & Reiss's knowledge-engineered mixing systems: each stem's role is
-inferred from its file name or its audio (see :mod:`automix.mixers.features`), and a small
-set of documented rules — the kind mixing engineers state in interviews and textbooks —
-turns roles and features into console settings:
+inferred from its file name or its audio (see :mod:`automix.mixers.roles` and
+:mod:`automix.mixers.descriptors`), and a small set of documented rules (the kind mixing
+engineers state in interviews and textbooks) turns roles and features into console settings:
 
 0. leave alone a stem with nothing to level: only a DC offset, near silence, or a click
                (its loudness measures almost nothing, so levelling it would boost it by tens
@@ -35,8 +35,10 @@ import numpy as np
 from automix.console.loudness import NORMALISED_STEM_LUFS, SILENCE_LUFS
 from automix.console.schema import MASTER, SEND_OFF_DB, TRACK
 from automix.console.settings import MixSettings
-from automix.io.audio import Stem
-from automix.mixers.features import StemFeatures, analyse_reader, infer_role
+from automix.io import Stem
+from automix.mixers.descriptors import StemFeatures
+from automix.mixers.roles import infer_role
+from automix.mixers.stem_analysis import analyse_reader
 from automix.models.inputs import stem_trim_db
 
 

@@ -28,7 +28,7 @@ from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
 from automix.console.schema import FX, MASTER, TRACK
 from automix.console.settings import MixSettings
 from automix.errors import AutomixError
-from automix.io.audio import Stem, resample
+from automix.io import Stem, resample
 from automix.models.inputs import (
     reference_gain_db,
     scaled_for_model,

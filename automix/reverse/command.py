@@ -16,7 +16,7 @@ from automix.console.schema import FINALIZE, TRACK
 from automix.console.settings import MixSettings, dumps
 from automix.engine import add_stem_notes
 from automix.errors import AutomixError
-from automix.io.audio import (
+from automix.io import (
     check_output,
     is_audio_file,
     load_audio,

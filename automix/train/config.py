@@ -17,7 +17,7 @@ import tomllib
 import yaml
 
 from automix.errors import AutomixError, one_line
-from automix.io.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from automix.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 Method = Literal["1", "2", "supervised", "balance"]
 BALANCE_MODEL_SIZES = {"forest": ("trees", "min_samples_leaf", "max_features", "max_depth"),
@@ -124,7 +124,7 @@ def _build(cls: type, values: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
-"""Training sample rates the audio loader accepts (see :mod:`automix.io.audio`)."""
+"""Training sample rates the audio loader accepts (see :mod:`automix.io`)."""
 
 
 def _is_int(value: Any) -> bool:

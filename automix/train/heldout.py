@@ -21,7 +21,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +33,7 @@ from automix.console.render import render_console
 from automix.console.schema import FX, MASTER, TRACK
 from automix.console.settings import MixSettings
 from automix.data import samplers
-from automix.io.audio import Stem
+from automix.io import Stem
 from automix.measure.distances import AudioFeatureLoss, SumDiffSTFTLoss
 from automix.mixers.baselines import EqualLoudnessMixer, RandomMixer
 from automix.models.checkpoint import load_checkpoint
@@ -93,6 +95,20 @@ def _summary(values: dict[str, list[float]]) -> dict[str, float]:
     return {k: float(np.mean(v)) for k, v in values.items()}
 
 
+def _scores(ds: Any, count: int, rate: int, model: Any, meta: dict,
+            score: Callable[[str, dict, MixSettings, torch.Tensor], float]) -> dict[str, list[float]]:
+    """``score(name, item, settings, rendered mix)`` for every candidate (the model and the
+    baselines) on the first ``count`` items of ``ds``, by candidate name."""
+    scores: dict[str, list[float]] = {}
+    rules = _rules()
+    for i in range(count):
+        item = ds[i]
+        stems = _stems(item, rate)
+        for name, settings in _candidates(item, rate, model, meta, rules).items():
+            scores.setdefault(name, []).append(score(name, item, settings, _render(stems, rate, settings)))
+    return scores
+
+
 def method1(ckpt: Path, root: Path, cache: Path, count: int) -> dict:
     model, meta = load_checkpoint(ckpt)
     d = meta["training"]["config"]["data"]
@@ -100,21 +116,17 @@ def method1(ckpt: Path, root: Path, cache: Path, count: int) -> dict:
     songs = _songs(root, "test", rate, d["excerpt_s"], False, cache)
     ds = samplers.Method1Dataset(songs, rate, SEED, count, d["max_tracks"])
     loss = SumDiffSTFTLoss(fft_sizes=meta["training"]["config"]["loss"]["fft_sizes"])
-    scores: dict[str, list[float]] = {}
     fader: dict[str, list[float]] = {}
     relative: dict[str, list[float]] = {}
-    rules = _rules()
-    for i in range(count):
-        item = ds[i]
+
+    def score(name: str, item: dict, settings: MixSettings, pred: torch.Tensor) -> float:
+        err = settings.track[:, TRACK.index("gain_db")] - item["track_params"][:, TRACK.index("gain_db")].numpy()
+        fader.setdefault(name, []).extend(np.abs(err).tolist())
+        relative.setdefault(name, []).extend(np.abs(err - np.median(err)).tolist())
         target = item["target"][None]
-        stems = _stems(item, rate)
-        for name, settings in _candidates(item, rate, model, meta, rules).items():
-            pred = _render(stems, rate, settings)
-            scores.setdefault(name, []).append(float(loss(level_matched(pred, target), target)))
-            err = (settings.track[:, TRACK.index("gain_db")]
-                   - item["track_params"][:, TRACK.index("gain_db")].numpy())
-            fader.setdefault(name, []).extend(np.abs(err).tolist())
-            relative.setdefault(name, []).extend(np.abs(err - np.median(err)).tolist())
+        return float(loss(level_matched(pred, target), target))
+
+    scores = _scores(ds, count, rate, model, meta, score)
     s = _summary(scores)
     return {"excerpts": count, "songs": len(songs), "sum_diff_stft": s,
             "improvement_vs_equal_loudness": 1 - s["model"] / s["equal-loudness"],
@@ -139,14 +151,8 @@ def method2(ckpt: Path, root: Path, refs_root: Path, cache: Path, count: int) ->
                                       samplers.find_references(refs_root, "test"))
     ds = samplers.Method2Dataset(songs, refs, rate, SEED, count, d["max_tracks"])
     af = AudioFeatureLoss(rate)
-    scores: dict[str, list[float]] = {}
-    rules = _rules()
-    for i in range(count):
-        item = ds[i]
-        stems = _stems(item, rate)
-        for name, settings in _candidates(item, rate, model, meta, rules).items():
-            pred = _normalised(_render(stems, rate, settings), rate)
-            scores.setdefault(name, []).append(float(af(pred, item["reference"][None])))
+    scores = _scores(ds, count, rate, model, meta,
+                     lambda name, item, settings, pred: float(af(_normalised(pred, rate), item["reference"][None])))
     s = _summary(scores)
     return {"excerpts": count, "references": len(refs), "af_loss": s,
             "ratio_to_equal_loudness": s["model"] / s["equal-loudness"]}
@@ -159,15 +165,11 @@ def supervised(ckpt: Path, root: Path, cache: Path, count: int) -> dict:
     songs = _songs(root, "test", rate, d["excerpt_s"], True, cache)
     ds = samplers.SupervisedDataset(songs, rate, SEED, count, d["max_tracks"])
     loss = SumDiffSTFTLoss(fft_sizes=meta["training"]["config"]["loss"]["fft_sizes"])
-    scores: dict[str, list[float]] = {}
-    rules = _rules()
-    for i in range(count):
-        item = ds[i]
+    def score(name: str, item: dict, settings: MixSettings, pred: torch.Tensor) -> float:
         target = item["target"][None]
-        stems = _stems(item, rate)
-        for name, settings in _candidates(item, rate, model, meta, rules).items():
-            pred = _render(stems, rate, settings)
-            scores.setdefault(name, []).append(float(loss(level_matched(pred, target), target)))
+        return float(loss(level_matched(pred, target), target))
+
+    scores = _scores(ds, count, rate, model, meta, score)
     s = _summary(scores)
     return {"excerpts": count, "songs": len(songs), "sum_diff_stft": s,
             "improvement_vs_equal_loudness": 1 - s["model"] / s["equal-loudness"]}
