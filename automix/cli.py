@@ -75,6 +75,8 @@ def mix(
     ceiling: Ceiling = DEFAULT_CEILING_DBTP,
     stems_out: StemsOut = None,
     daw: Daw = None,
+    static: Annotated[bool, typer.Option("--static", help="One setting per track for the whole song: no fader "
+                                         "rides between sections.")] = False,
     device: Device = "auto",
     seed: Seed = 0,
     sample_rate: SampleRate = None,
@@ -91,7 +93,8 @@ def mix(
     with report.progress() as progress:
         result = engine.mix(stems_dir, out, params, model=model, target_lufs=target_lufs, ceiling_dbtp=ceiling,
                             sample_rate=sample_rate, stems_out=stems_out, device=device, seed=seed, force=force,
-                            bit_depth=bit_depth, progress=progress, log=report.log, strict=strict, daw=daw)
+                            bit_depth=bit_depth, progress=progress, log=report.log, strict=strict, daw=daw,
+                            automate=not static)
     report.emit(result.to_json(), mix_summary(result, "mixed"))
 
 

@@ -27,6 +27,7 @@ from automix.io import (
 )
 from automix.mix_writer import MixResult, Progress, render_and_write, report_step
 from automix.mixers import DEFAULT_MIXER, check_device, check_model_name, check_seed, get_mixer
+from automix.mixers.riding import ride_faders
 from automix.output_plan import FX_RETURN_NAME, check_finalize_option, plan_outputs
 
 Log = Callable[[str], None]
@@ -126,6 +127,7 @@ def mix(
     stream: bool | None = None,
     strict: bool = False,
     daw: str | None = None,
+    automate: bool = True,
 ) -> MixResult:
     """Mix a folder of stems with a mixer or trained model; write the mix and its ``mix.json``.
 
@@ -150,6 +152,8 @@ def mix(
             :mod:`automix.io`).
         daw: also write a session for this DAW beside ``out`` (``"reaper"``: ``mix.rpp``; see
             :mod:`automix.daw`), refused like every output if it exists without ``force``.
+        automate: ride faders per section where a track's balance against the rest changes
+            (:mod:`automix.mixers.riding`); False = one static setting per track.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -174,6 +178,8 @@ def mix(
         settings = mixer.predict(stems, rate, seed=seed)
         check_predicted(settings, stems, model)
         add_stem_notes(settings, stems)
+        if automate:
+            settings = ride_faders(settings, stems, rate)
         report_step(progress, "analyse", 1.0)
 
         settings.finalize[FINALIZE.index("target_lufs")] = finalize_values[0]

@@ -164,8 +164,8 @@ def test_format_and_version() -> None:
     expect_error(data, "params.format")
 
     data = valid_json()
-    data["version"] = SCHEMA_VERSION + 1
-    expect_error(data, "params.version", str(SCHEMA_VERSION + 1))
+    data["version"] = 99  # a later automix's file
+    expect_error(data, "params.version", "99")
 
     data = valid_json()
     data["version"] = str(SCHEMA_VERSION)

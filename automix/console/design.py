@@ -126,21 +126,31 @@ def pan_matrix(track_params: Array, is_stereo: Array) -> Array:
             result has their dtype).
         is_stereo: ``(...)`` bool.
 
+    The formula is :func:`fader_pan_matrix`'s.
+    """
+    p = track_params
+    return fader_pan_matrix(p[..., TRACK.index("gain_db")], p[..., TRACK.index("pan")], p[..., TRACK.index("width")],
+                            is_stereo)
+
+
+def fader_pan_matrix(gain_db: Array, pan: Array, width: Array, is_stereo: Array) -> Array:
+    """``(..., 2, 2)`` channel matrix of the fader + pan/width stage from the three values
+    (broadcast together; e.g. per-sample automation curves ``(n,)`` with a scalar width).
+
     Mono (input channel 0 only): constant power, θ = (pan + 1)π/4, L = cos θ, R = sin θ.
     Stereo: width on mid/side (S·width), then balance gL = min(1, √2 cos θ), gR = min(1, √2 sin θ)
-    so the centre is unity.
+    so the centre is unity. Everything times the fader, 10^(gain_db/20).
     """
-    xp = namespace(track_params, is_stereo)
-    p = track_params
-    fader = db_to_amplitude(p[..., TRACK.index("gain_db")])
-    theta = (p[..., TRACK.index("pan")] + 1.0) * (math.pi / 4.0)
+    xp = namespace(gain_db, pan, width, is_stereo)
+    fader = db_to_amplitude(gain_db)
+    theta = (pan + 1.0) * (math.pi / 4.0)
     cos_t, sin_t = xp.cos(theta), xp.sin(theta)
-    width = p[..., TRACK.index("width")]
     zeros = xp.zeros_like(cos_t)
     mono = xp.stack([xp.stack([cos_t, zeros], -1), xp.stack([sin_t, zeros], -1)], -2)
     g_left = xp.clip(math.sqrt(2.0) * cos_t, None, 1.0)
     g_right = xp.clip(math.sqrt(2.0) * sin_t, None, 1.0)
     direct, cross = (1.0 + width) / 2.0, (1.0 - width) / 2.0
+    direct, cross = direct + zeros, cross + zeros  # a scalar width broadcast to the pan's shape
     stereo = xp.stack(
         [xp.stack([g_left * direct, g_left * cross], -1), xp.stack([g_right * cross, g_right * direct], -1)],
         -2,

@@ -31,17 +31,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
-import scipy.fft
 
+from automix.console.automation import Lane, TrackRide, check_within, master_gain_curve
 from automix.console.biquad import active_sections, eq_sos
 from automix.console.compressor import COMPRESSOR_PARAMS, POWER_FLOOR, BlockCompressor
 from automix.console.design import pan_matrix
+from automix.console.partitioned_convolution import PartitionedConvolver
 from automix.console.render_kernels import (
     PASS_SECTIONS,
     _accumulate,
     _cascade_pair,
     _cascade_pass,
-    _multiply_accumulate,
     _pass_coefficients,
 )
 from automix.console.reverb import reverb_ir
@@ -124,7 +124,8 @@ def _process_pair(a: _Strip, b: _Strip, xa: np.ndarray, xb: np.ndarray, gain_a: 
 
 
 class _Track:
-    def __init__(self, stem: np.ndarray | BlockSource, params: np.ndarray, sample_rate: int) -> None:
+    def __init__(self, stem: np.ndarray | BlockSource, params: np.ndarray, sample_rate: int,
+                 lanes: dict[str, Lane] | None = None) -> None:
         self.read = (lambda a, b: stem[:, a:b]) if isinstance(stem, np.ndarray) else stem.read
         channels = _channels(stem)
         self.trim = float(db_to_amplitude(float(params[TRACK.index("trim_db")])))
@@ -133,6 +134,34 @@ class _Track:
         # Fader, pan and the compressor's make-up are all static gains after the compressor.
         self.matrix = np.ascontiguousarray(matrix[:, :channels] * self.strip.compressor.makeup)
         self.send = float(send_gain(float(params[TRACK.index("send.reverb_db")])))
+        self.ride = TrackRide(lanes, params, channels, sample_rate) if lanes else None
+        if self.ride is not None and self.ride.rides_matrix:  # fader and pan follow per sample
+            self.matrix = self.ride.strip_matrix(self.strip.compressor.makeup)
+
+    @property
+    def sends(self) -> bool:
+        return self.ride.ever_sends if self.ride is not None else self.send != 0.0
+
+    def finish(self, y: np.ndarray, start: int, bus: np.ndarray, send: np.ndarray, first: bool) -> np.ndarray:
+        """Add the strip's output ``y`` (samples ``start…``) to the bus and the send; returns the
+        track after pan (``y`` itself unless it is automated)."""
+        ride = self.ride
+        if ride is None:
+            _accumulate(bus, send, y, self.send, first)
+            return y
+        if ride.rides_matrix:
+            y = ride.apply(y, start)
+        curve = ride.send(start, y.shape[1])
+        if curve is None:
+            _accumulate(bus, send, y, self.send, first)
+            return y
+        _accumulate(bus, send[:, :0], y, 0.0, first)
+        if send.size:
+            if first:
+                np.multiply(y, curve, out=send)
+            else:
+                send += y * curve
+        return y
 
 
 class _Group:
@@ -183,56 +212,10 @@ class _Group:
                     t = self.tracks[unit[0]]
                     ys = (t.strip.process(inputs[unit[0]][:, a:b], t.trim, t.matrix),)
                 for j, y in zip(unit, ys):  # in track order
-                    _accumulate(bus, send, y, self.tracks[j].send, j == 0)
+                    y = self.tracks[j].finish(y, start + a, bus, send, j == 0)
                     if kept:
                         kept[j][:, a:b] = y
         return buses, sends, kept
-
-
-class _PartitionedConvolver:
-    """Stereo uniformly-partitioned overlap-add convolution, channel by channel.
-
-    The IR is cut into ``K`` partitions of ``P`` samples whose spectra (FFT size ``2P``) multiply
-    a delay line of the last ``K`` input-block spectra; each output block is the first half of
-    the inverse FFT plus the second half carried over from the previous block.
-    """
-
-    def __init__(self, ir: np.ndarray, partition: int, threads: int = 1) -> None:
-        self.p = partition
-        # The two channels' FFTs are independent: with threads > 1 they run in parallel (same
-        # result), shortening the main thread's serial work per block.
-        self.threads = threads
-        k = -(-ir.shape[-1] // partition)
-        padded = np.zeros((ir.shape[0], k * partition))
-        padded[:, : ir.shape[-1]] = ir
-        parts = padded.reshape(ir.shape[0], k, partition).transpose(1, 0, 2)  # (K, 2, P)
-        # complex64: the wet signal is a fraction of the mix, and single precision halves the FFT cost.
-        self.ir_spectra = np.ascontiguousarray(scipy.fft.rfft(parts.astype(np.float32), n=2 * partition, axis=-1))
-        self.history = np.zeros_like(self.ir_spectra)  # ring buffer of input spectra
-        self.head = 0
-        self.acc = np.empty_like(self.ir_spectra[0])
-        self.frame = np.zeros((ir.shape[0], 2 * partition), dtype=np.float32)  # input block, zero padded
-        self.overlap = np.zeros((ir.shape[0], partition), dtype=np.float32)
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """``(2, n)`` with ``n ≤ P`` (only the last block may be short) → ``(2, n)`` float32 wet signal."""
-        self.input(x.shape[-1])[:] = x
-        return self.process_input(x.shape[-1])
-
-    def input(self, n: int) -> np.ndarray:
-        """The ``(2, n)`` float32 buffer the next input block goes in (fill it, then :meth:`process_input`)."""
-        return self.frame[:, :n]
-
-    def process_input(self, n: int) -> np.ndarray:
-        """Convolve the block of ``n`` samples written to :meth:`input` → ``(2, n)`` float32 wet signal."""
-        self.head = (self.head + 1) % self.history.shape[0]
-        self.frame[:, n:self.p] = 0.0
-        self.history[self.head] = scipy.fft.rfft(self.frame, axis=-1, workers=self.threads)
-        _multiply_accumulate(self.history, self.head, self.ir_spectra, self.acc)
-        y = scipy.fft.irfft(self.acc, n=2 * self.p, axis=-1, workers=self.threads)
-        out = y[:, : self.p] + self.overlap
-        self.overlap = y[:, self.p:]
-        return out[:, :n]
 
 
 class BlockSource(Protocol):
@@ -272,6 +255,9 @@ def _validate(stems: Sequence[np.ndarray | BlockSource], sample_rate: int, setti
         raise AutomixError(f"render: sample rate must be a positive integer, got {sample_rate!r}")
     if block_size < 1 or workers < 1:
         raise AutomixError("render: block_size and workers must be at least 1")
+    lanes = {f"tracks[{name!r}]": settings.automation[name] for name in settings.track_names
+             if name in settings.automation}
+    check_within({**lanes, "master": settings.master_automation}, int(n) / sample_rate)
     return int(n)
 
 
@@ -312,15 +298,18 @@ def render_console(
         The mix ``(2, N)`` float32, or ``(mix, tracks)`` with ``return_tracks``.
     """
     n = _validate(stems, sample_rate, settings, block_size, workers)
-    tracks = [_Track(s, settings.track[i], sample_rate) for i, s in enumerate(stems)]
+    tracks = [_Track(s, settings.track[i], sample_rate, settings.automation.get(name))
+              for i, (s, name) in enumerate(zip(stems, settings.track_names))]
     master = _Strip(settings.master, MASTER, 2, sample_rate)
-    master_gain = master.compressor.makeup * float(db_to_amplitude(float(settings.master[MASTER.index("gain_db")])))
-    master_matrix = np.eye(2) * master_gain
+    # A lane on the master gain replaces its static value (applied per sample after the strip).
+    static_amp = 1.0 if "gain_db" in settings.master_automation else float(
+        db_to_amplitude(float(settings.master[MASTER.index("gain_db")])))
+    master_matrix = np.eye(2) * (master.compressor.makeup * static_amp)
     return_amp = float(send_gain(float(settings.fx[FX.index("reverb.return_db")])))
     reverb = None
-    if return_amp != 0.0 and any(t.send != 0.0 for t in tracks):
+    if return_amp != 0.0 and any(t.sends for t in tracks):
         ir = reverb_ir(np.asarray(settings.fx, dtype=np.float64)[None], sample_rate)[0]
-        reverb = _PartitionedConvolver(ir * return_amp, block_size, threads=min(workers, 2))
+        reverb = PartitionedConvolver(ir * return_amp, block_size, threads=min(workers, 2))
 
     if track_sinks is not None and len(track_sinks) != len(tracks):
         raise AutomixError(f"render: {len(track_sinks)} track sinks for {len(tracks)} tracks")
@@ -376,6 +365,9 @@ def render_console(
                 if wet is not None:
                     bus += wet[:, a:c]
                 mixed[:, a:c] = master.process(bus, 1.0, master_matrix)
+                ridden = master_gain_curve(settings.master_automation, start + a, c - a, sample_rate)
+                if ridden is not None:
+                    mixed[:, a:c] *= ridden
             if isinstance(mix, ScratchAudio):
                 mix.write(start, mixed[:, :m])
             else:

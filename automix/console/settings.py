@@ -16,13 +16,28 @@ from typing import Any
 
 import numpy as np
 
+from automix.console.automation import Lane, clipped_lane, lanes_json, parse_lanes
 from automix.console.schema import FINALIZE, FX, MASTER, SCHEMA_VERSION, TRACK, ParamGroup
 from automix.errors import ParamsError
 
 FORMAT_NAME = "automix-mix"
 DECIMALS = 4
-_TRACK_INFO_KEYS = ("name", "role", "notes")
-_TOP_KEYS = ("format", "version", "sample_rate", "mixer", "tracks", "fx", "master")
+AUTOMATION_VERSION = 2
+"""``mix.json`` version of files with automation or sections. A static mix is still written as
+:data:`~automix.console.schema.SCHEMA_VERSION` (1) and reads and renders as before."""
+READABLE_VERSIONS = (SCHEMA_VERSION, AUTOMATION_VERSION)
+_TRACK_INFO_KEYS = ("name", "role", "notes", "automation")
+_TOP_KEYS = ("format", "version", "sample_rate", "mixer", "tracks", "fx", "master", "sections")
+_MASTER_INFO_KEYS = ("automation",)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the song found by the mixer (informational): ``[start_s, end_s)`` and a label."""
+
+    start_s: float
+    end_s: float
+    label: str
 
 
 @dataclass(eq=False)  # ndarray fields: compare with ``to_json`` instead
@@ -39,6 +54,9 @@ class MixSettings:
         notes: optional list of human-readable decisions per stem name (informational).
         mixer: which mixer or model produced the settings (informational).
         sample_rate: render rate in Hz, or None for "the most common stem rate".
+        automation: lanes per track name, ``{track: {param: Lane}}`` (:mod:`automix.console.automation`).
+        master_automation: lanes of the master, ``{param: Lane}``.
+        sections: the song's parts as the mixer found them (informational).
     """
 
     track_names: list[str]
@@ -50,6 +68,14 @@ class MixSettings:
     notes: dict[str, list[str]] = field(default_factory=dict)
     mixer: str = "manual"
     sample_rate: int | None = None
+    automation: dict[str, dict[str, Lane]] = field(default_factory=dict)
+    master_automation: dict[str, Lane] = field(default_factory=dict)
+    sections: list[Section] = field(default_factory=list)
+
+    @property
+    def is_automated(self) -> bool:
+        """Some lane is set (a flat lane counts: it still replaces the static value)."""
+        return bool(self.master_automation) or any(self.automation.values())
 
     @classmethod
     def neutral(cls, track_names: list[str], **kwargs: Any) -> MixSettings:
@@ -88,6 +114,9 @@ class MixSettings:
             list(self.track_names), clip(TRACK, self.track), clip(FX, self.fx), clip(MASTER, self.master),
             clip(FINALIZE, self.finalize), dict(self.roles), {k: list(v) for k, v in self.notes.items()},
             self.mixer, self.sample_rate,
+            {t: {n: clipped_lane(lane, TRACK, n) for n, lane in lanes.items()} for t, lanes in self.automation.items()},
+            {n: clipped_lane(lane, MASTER, n) for n, lane in self.master_automation.items()},
+            list(self.sections),
         )
 
     def rounded(self) -> MixSettings:
@@ -123,20 +152,28 @@ def to_json(settings: MixSettings) -> dict[str, Any]:
         if name in settings.roles:
             entry["role"] = settings.roles[name]
         entry.update(_nest(TRACK, settings.track[i]))
+        if settings.automation.get(name):
+            entry["automation"] = lanes_json(settings.automation[name], DECIMALS)
         if settings.notes.get(name):
             entry["notes"] = list(settings.notes[name])
         tracks[name] = entry
     master = _nest(MASTER, settings.master)
     master.update(_nest(FINALIZE, settings.finalize))
-    return {
+    if settings.master_automation:
+        master["automation"] = lanes_json(settings.master_automation, DECIMALS)
+    data: dict[str, Any] = {
         "format": FORMAT_NAME,
-        "version": SCHEMA_VERSION,
+        "version": AUTOMATION_VERSION if settings.is_automated or settings.sections else SCHEMA_VERSION,
         "sample_rate": settings.sample_rate,
         "mixer": settings.mixer,
         "tracks": tracks,
         "fx": _nest(FX, settings.fx),
         "master": master,
     }
+    if settings.sections:
+        data["sections"] = [{"start_s": _round(x.start_s), "end_s": _round(x.end_s), "label": x.label}
+                            for x in settings.sections]
+    return data
 
 
 def _flatten(obj: Any, where: str, prefix: str = "") -> dict[str, Any]:
@@ -198,10 +235,11 @@ def from_json(data: Any) -> MixSettings:
     if data.get("format") != FORMAT_NAME:
         raise ParamsError(f"params.format: expected \"{FORMAT_NAME}\", got {json.dumps(data.get('format'))}")
     version = data.get("version")
-    if isinstance(version, bool) or version != SCHEMA_VERSION:
-        raise ParamsError(
-            f"params.version: this automix reads version {SCHEMA_VERSION}, got {json.dumps(data.get('version'))}"
-        )
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
+        raise ParamsError(f"params.version: this automix reads versions {readable}, got {json.dumps(version)}")
+    if version < AUTOMATION_VERSION:
+        _refuse_automation(data)
     sample_rate = data.get("sample_rate")
     if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, int)
                                     or not 8000 <= sample_rate <= 384000):
@@ -214,6 +252,7 @@ def from_json(data: Any) -> MixSettings:
     rows: list[np.ndarray] = []
     roles: dict[str, str] = {}
     notes: dict[str, list[str]] = {}
+    automation: dict[str, dict[str, Lane]] = {}
     for key, entry in tracks_json.items():
         where = f"tracks[{key!r}]"
         if not isinstance(entry, dict):
@@ -229,12 +268,19 @@ def from_json(data: Any) -> MixSettings:
             if not isinstance(entry["notes"], list) or not all(isinstance(n, str) for n in entry["notes"]):
                 raise ParamsError(f"{where}.notes: expected a list of strings")
             notes[key] = list(entry["notes"])
+        if "automation" in entry:
+            automation[key] = parse_lanes(entry["automation"], TRACK, where)
         body = {k: v for k, v in entry.items() if k not in _TRACK_INFO_KEYS}
         rows.append(_read_group(TRACK, _flatten(body, where), where, required=True))
         names.append(key)
 
     fx = _read_group(FX, _flatten(data.get("fx", {}), "fx"), "fx", required=False)
-    master_flat = _flatten(data.get("master", {}), "master")
+    master_json = data.get("master", {})
+    master_automation = (parse_lanes(master_json["automation"], MASTER, "master")
+                         if isinstance(master_json, dict) and "automation" in master_json else {})
+    if isinstance(master_json, dict):
+        master_json = {k: v for k, v in master_json.items() if k not in _MASTER_INFO_KEYS}
+    master_flat = _flatten(master_json, "master")
     finalize = _read_group(
         FINALIZE, {k: v for k, v in master_flat.items() if k in FINALIZE}, "master", required=False
     )
@@ -244,7 +290,38 @@ def from_json(data: Any) -> MixSettings:
     mixer = data.get("mixer", "manual")
     if not isinstance(mixer, str):
         raise ParamsError("params.mixer: expected a string")
-    return MixSettings(names, np.stack(rows), fx, master, finalize, roles, notes, mixer, sample_rate)
+    return MixSettings(names, np.stack(rows), fx, master, finalize, roles, notes, mixer, sample_rate, automation,
+                       master_automation, _read_sections(data.get("sections", [])))
+
+
+def _refuse_automation(data: dict[str, Any]) -> None:
+    """A version-1 file is static: automation or sections in it are a mistake worth naming."""
+    if "sections" in data:
+        raise ParamsError(f"params.sections: needs version {AUTOMATION_VERSION}")
+    tracks = data.get("tracks") if isinstance(data.get("tracks"), dict) else {}
+    for key, entry in tracks.items():
+        if isinstance(entry, dict) and "automation" in entry:
+            raise ParamsError(f"tracks[{key!r}].automation: needs version {AUTOMATION_VERSION}")
+    if isinstance(data.get("master"), dict) and "automation" in data["master"]:
+        raise ParamsError(f"master.automation: needs version {AUTOMATION_VERSION}")
+
+
+def _read_sections(raw: Any) -> list[Section]:
+    if not isinstance(raw, list):
+        raise ParamsError("params.sections: expected a list of {start_s, end_s, label}")
+    sections = []
+    for k, item in enumerate(raw):
+        where = f"params.sections[{k}]"
+        if not isinstance(item, dict) or set(item) != {"start_s", "end_s", "label"}:
+            raise ParamsError(f"{where}: expected {{\"start_s\": …, \"end_s\": …, \"label\": …}}")
+        start, end, label = item["start_s"], item["end_s"], item["label"]
+        if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in (start, end)) or not (
+                math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
+            raise ParamsError(f"{where}: expected 0 ≤ start_s < end_s (seconds)")
+        if not isinstance(label, str):
+            raise ParamsError(f"{where}.label: expected a string")
+        sections.append(Section(float(start), float(end), label))
+    return sections
 
 
 def load_params(path: Path) -> MixSettings:

@@ -27,12 +27,16 @@ parameter has an audible effect on the given signal).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import scipy.fft
 import torch
 from torch import Tensor
 
 from automix.console import design
+from automix.console.automation import TRACK_AUTOMATABLE, lane_curve
 from automix.console.biquad import eq_sos, sos_response
 from automix.console.compressor import compress, strip_settings
 from automix.console.reverb import reverb_ir
@@ -79,6 +83,46 @@ def pan_matrix(track_params: Tensor, is_stereo: Tensor) -> Tensor:
     return design.pan_matrix(track_params, is_stereo)
 
 
+@dataclass
+class Automation:
+    """Per-sample automation curves for a batch, in physical units.
+
+    Attributes:
+        track: ``{param: (B, T, N)}`` for the automated track parameters (every track of the
+            batch has a curve; a track without a lane holds its static value).
+        master_gain_db: ``(B, N)`` master output gain, or None when static.
+    """
+
+    track: dict[str, Tensor] = field(default_factory=dict)
+    master_gain_db: Tensor | None = None
+
+
+def automation_curves(settings: Sequence, n: int, sample_rate: int,
+                      dtype: torch.dtype = torch.float32) -> Automation | None:
+    """The curves of ``settings`` (one :class:`~automix.console.settings.MixSettings` per batch item,
+    same track count) over samples ``[0, n)``, from :func:`~automix.console.automation.lane_curve`
+    (the block renderer's own); None when nothing is automated."""
+    if not any(s.is_automated for s in settings):
+        return None
+    track: dict[str, Tensor] = {}
+    for name in TRACK_AUTOMATABLE:
+        if not any(name in lanes for s in settings for lanes in s.automation.values()):
+            continue
+        curves = np.empty((len(settings), len(settings[0].track_names), n))
+        for b, s in enumerate(settings):
+            for t, track_name in enumerate(s.track_names):
+                lane = s.automation.get(track_name, {}).get(name)
+                curves[b, t] = (lane_curve(lane, 0, n, sample_rate) if lane is not None
+                                else s.track[t, TRACK.index(name)])
+        track[name] = torch.from_numpy(curves).to(dtype)
+    master = None
+    if any("gain_db" in s.master_automation for s in settings):
+        master = torch.from_numpy(np.stack([
+            lane_curve(s.master_automation["gain_db"], 0, n, sample_rate) if "gain_db" in s.master_automation
+            else np.full(n, s.master[MASTER.index("gain_db")]) for s in settings])).to(dtype)
+    return Automation(track, master)
+
+
 def _check(stems: Tensor, is_stereo: Tensor, track_params: Tensor) -> None:
     if stems.ndim != 4 or stems.shape[2] != 2:
         raise AutomixError(f"stems must be (batch, tracks, 2, samples), got {tuple(stems.shape)}")
@@ -106,7 +150,7 @@ def process_tracks(stems: Tensor, is_stereo: Tensor, track_params: Tensor, sampl
 
 
 def _strips(stems: Tensor, is_stereo: Tensor, track_params: Tensor, sample_rate: int,
-            track_mask: Tensor | None) -> Tensor:
+            track_mask: Tensor | None, automation: Automation | None = None) -> Tensor:
     _check(stems, is_stereo, track_params)
     batch, tracks, _, n = stems.shape
     is_stereo = is_stereo.to(torch.bool)
@@ -117,9 +161,21 @@ def _strips(stems: Tensor, is_stereo: Tensor, track_params: Tensor, sample_rate:
     settings = {k: v.reshape(-1) for k, v in strip_settings(track_params, TRACK).items()}
     x = compress(x.reshape(batch * tracks, 2, n), power.reshape(batch * tracks, n), settings, sample_rate)
     x = x.reshape(batch, tracks, 2, n)
-    matrix = pan_matrix(track_params, is_stereo)
+    curves = automation.track if automation is not None else {}
+    ridden = bool(curves.keys() & {"gain_db", "pan"})
+    if ridden:  # a matrix per sample, from the same formula and the same lane curves
+        def curve(name: str) -> Tensor:
+            static = track_params[..., TRACK.index(name)]
+            return curves.get(name, static[..., None].expand(-1, -1, n)).to(static.dtype)
+
+        width = track_params[..., TRACK.index("width")][..., None]
+        matrix = design.fader_pan_matrix(curve("gain_db"), curve("pan"), width, is_stereo[..., None])
+    else:
+        matrix = pan_matrix(track_params, is_stereo)
     if track_mask is not None:  # padding tracks: folded into the pan matrix, no extra pass
-        matrix = matrix * track_mask.to(matrix.dtype)[..., None, None]
+        matrix = matrix * track_mask.to(matrix.dtype)[(..., *([None] * (matrix.ndim - 2)))]
+    if ridden:
+        return torch.einsum("btnij,btjn->btin", matrix.to(stems.dtype), x)
     return torch.einsum("btij,btjn->btin", matrix.to(stems.dtype), x)
 
 
@@ -131,11 +187,14 @@ def fft_convolve(x: Tensor, ir: Tensor) -> Tensor:
     return y[..., :n]
 
 
-def master_bus(mix: Tensor, master_params: Tensor, sample_rate: int) -> Tensor:
-    """Master EQ → compressor (stereo-linked) → gain for ``(B, 2, N)``."""
+def master_bus(mix: Tensor, master_params: Tensor, sample_rate: int, gain_db_curve: Tensor | None = None) -> Tensor:
+    """Master EQ → compressor (stereo-linked) → gain for ``(B, 2, N)`` (``gain_db_curve``
+    ``(B, N)``: the automated output gain, replacing the static one)."""
     y = _filter(mix, master_params, MASTER, sample_rate)
     settings = strip_settings(master_params, MASTER)
     y = compress(y, y.pow(2).mean(dim=-2), settings, sample_rate)
+    if gain_db_curve is not None:
+        return y * db_to_amplitude(gain_db_curve).to(mix.dtype)[:, None, :]
     gain = db_to_amplitude(master_params[..., MASTER.index("gain_db")]).to(mix.dtype)
     return y * gain[:, None, None]
 
@@ -148,6 +207,7 @@ def mix_console(
     master_params: Tensor,
     sample_rate: int,
     track_mask: Tensor | None = None,
+    automation: Automation | None = None,
 ) -> Tensor:
     """The whole console before finalize.
 
@@ -157,6 +217,7 @@ def mix_console(
             ``master_params``: ``(B, len(MASTER))``, all in physical units.
         sample_rate: Hz.
         track_mask: ``(B, T)`` bool; False tracks (padding) contribute nothing.
+        automation: per-sample curves (:func:`automation_curves`), or None for a static mix.
 
     Returns:
         ``(B, 2, N)`` mix, dtype of ``stems``.
@@ -166,12 +227,16 @@ def mix_console(
         raise AutomixError(f"fx_params must be {(batch, len(FX))}, got {tuple(fx_params.shape)}")
     if tuple(master_params.shape) != (batch, len(MASTER)):
         raise AutomixError(f"master_params must be {(batch, len(MASTER))}, got {tuple(master_params.shape)}")
-    tracks = _strips(stems, is_stereo, track_params, sample_rate, track_mask)
+    tracks = _strips(stems, is_stereo, track_params, sample_rate, track_mask, automation)
     mix = tracks.sum(dim=1)
-    send_amp = send_gain(track_params[..., TRACK.index("send.reverb_db")]).to(tracks.dtype)
+    send_curve = automation.track.get("send.reverb_db") if automation is not None else None
+    send_db = send_curve if send_curve is not None else track_params[..., TRACK.index("send.reverb_db")]
+    send_amp = send_gain(send_db).to(tracks.dtype)
     return_amp = send_gain(fx_params[:, FX.index("reverb.return_db")]).to(tracks.dtype)
     if bool((send_amp != 0).any()) and bool((return_amp != 0).any()):
-        send_bus = torch.einsum("bt,btcn->bcn", send_amp, tracks)
+        pattern = "btn,btcn->bcn" if send_curve is not None else "bt,btcn->bcn"
+        send_bus = torch.einsum(pattern, send_amp, tracks)
         ir = reverb_ir(fx_params, sample_rate).to(tracks.dtype)
         mix = mix + fft_convolve(send_bus, ir) * return_amp[:, None, None]
-    return master_bus(mix, master_params, sample_rate)
+    gain_curve = automation.master_gain_db if automation is not None else None
+    return master_bus(mix, master_params, sample_rate, gain_curve)
