@@ -97,13 +97,15 @@ def track_rows(settings: MixSettings, meters: dict[str, GainReduction] | None = 
             "role": settings.roles.get(name, "-"),
             # Levels without "dB" in the cells (the caption says it): the table fits 80 columns.
             "trim": number(value("trim_db"), 1, sign=True),
-            "fader": number(value("gain_db"), 1, sign=True),
-            "pan": describe_pan(value("pan")),
+            "fader": _ridden(settings, name, "gain_db", lambda v: number(v, 1, sign=True))
+            or number(value("gain_db"), 1, sign=True),
+            "pan": _ridden(settings, name, "pan", describe_pan) or describe_pan(value("pan")),
             "width": number(value("width"), 2),
             "EQ": describe_eq(strip, TRACK),
             "compressor": describe_compressor(strip, TRACK, detail=False),
             "GR": describe_gain_reduction(meters.get(name)),
-            "send": describe_send(value("send.reverb_db"), unit=False),
+            "send": _ridden(settings, name, "send.reverb_db", lambda v: describe_send(v, unit=False))
+            or describe_send(value("send.reverb_db"), unit=False),
         })
     return rows
 
@@ -128,7 +130,26 @@ def master_rows(settings: MixSettings, meters: dict[str, GainReduction] | None =
         ("loudness target", f"{number(settings.target_lufs, 1)} LUFS"),
         ("true-peak ceiling", f"{number(settings.ceiling_dbtp, 1)} dBTP"),
         ("reverb", reverb),
+        *([("output gain lane", _lane_words(settings.master_automation["gain_db"], db))]
+          if "gain_db" in settings.master_automation else []),
+        *([("sections", ", ".join(f"{x.label} {number(x.start_s, 1)}–{number(x.end_s, 1)} s"
+                                  for x in settings.sections))] if settings.sections else []),
     ]
+
+
+def _ridden(settings: MixSettings, track: str, param: str, words: Any) -> str | None:
+    """"low…high" of an automated parameter (its range over the song), or None when it is static."""
+    lane = settings.automation.get(track, {}).get(param)
+    if lane is None:
+        return None
+    low, high = min(lane.values), max(lane.values)
+    return words(low) if low == high else f"{words(low)}…{words(high)}"
+
+
+def _lane_words(lane: Any, words: Any) -> str:
+    """A lane in words: "0 dB at 0 s, -6 dB at 20 s (linear)"."""
+    points = ", ".join(f"{words(v)} at {number(t, 2)} s" for t, v in zip(lane.times_s, lane.values))
+    return f"{points} ({lane.shape})"
 
 
 def console_tables(settings: MixSettings, title: str,
@@ -143,7 +164,8 @@ def console_tables(settings: MixSettings, title: str,
     measured = ("GR: its gain reduction metered on the stems, mean/max dB" if meters else
                 f"GR: its gain reduction, {GAIN_REDUCTION_NA} (mix.json holds settings; --stems DIR measures it)")
     caption = ("trim, fader and reverb send in dB; compressor: ratio at threshold (dB RMS); "
-               f"{measured}; attack, release, knee and make-up: show --json")
+               f"{measured}; a…b: automated between a and b (the lanes: show --json); attack, release, "
+               "knee and make-up: show --json")
     tracks = Table(title=Text(title), caption=caption, title_justify="left", caption_justify="left",
                    box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in rows[0]:
@@ -189,6 +211,8 @@ def flatten(settings: MixSettings, meters: dict[str, GainReduction] | None = Non
         entry: dict[str, Any] = {"role": settings.roles.get(name)}
         entry.update(_flat(TRACK, settings.track[i]))
         entry.update(_measured(meters.get(name)))
+        for param, lane in settings.automation.get(name, {}).items():
+            entry[f"automation.{param}"] = [[t, v] for t, v in zip(lane.times_s, lane.values)]
         tracks[name] = entry
     master = {**_flat(MASTER, settings.master), **_flat(FINALIZE, settings.finalize),
               **_measured(meters.get(MASTER_STRIP))}

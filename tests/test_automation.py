@@ -234,3 +234,23 @@ def test_mix_rides_a_track_that_drops_and_leaves_steady_stems_static(tmp_path, s
     data = json.loads((tmp_path / "steady.json").read_text(encoding="utf-8"))
     assert data["version"] == SCHEMA_VERSION and "sections" not in data
     assert not any("automation" in t for t in data["tracks"].values())
+
+
+def test_show_tells_the_rides(tmp_path, synth) -> None:
+    from cli_helpers import run
+
+    song = _song_with_a_drop(tmp_path / "drop", synth, 10.0)
+    assert run("mix", song, "-o", tmp_path / "mix.wav", "--model", "rules").exit_code == 0
+    data = json.loads((tmp_path / "mix.json").read_text(encoding="utf-8"))
+    points = data["tracks"]["lead.wav"]["automation"]["gain_db"]["points"]
+    low, high = min(v for _, v in points), max(v for _, v in points)
+    from typer.testing import CliRunner
+
+    from automix import cli
+
+    shown = CliRunner().invoke(cli.app, ["show", str(tmp_path / "mix.json")], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    row = next(line for line in shown.stdout.splitlines() if line.lstrip().startswith("lead.wav"))
+    assert f"{low:+.1f}".rstrip("0").rstrip(".") + "…" in row and "sections" in shown.stdout
+    flat = json.loads(run("show", tmp_path / "mix.json", "--json").stdout)
+    assert flat["tracks"]["lead.wav"]["automation.gain_db"] == points and high > low

@@ -221,6 +221,11 @@ class TrackRide:
         """``y`` ``(2, n)`` from the strip (see :meth:`strip_matrix`), samples ``start…`` of the song →
         the track after its ridden fader and pan, float64 ``(2, n)``."""
         n = y.shape[1]
+        if "pan" not in self.lanes:  # a fader ride only: the static pan matrix times a gain curve
+            matrix = fader_pan_matrix(np.asarray(0.0), np.asarray(self.static["pan"]), self.static["width"],
+                                      np.array(self.channels == 2))
+            amp = db_to_amplitude(lane_curve(self.lanes["gain_db"], start, start + n, self.sample_rate))
+            return (matrix[:, : self.channels] @ y[: self.channels]) * amp
         matrix = fader_pan_matrix(np.asarray(self._value("gain_db", start, start + n)),
                                   np.asarray(self._value("pan", start, start + n)), self.static["width"],
                                   np.array(self.channels == 2))

@@ -27,6 +27,7 @@ import pyloudnorm
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from automix.data.debian import download
 from automix.errors import AutomixError
 
 RATE_HZ = 44100
@@ -169,19 +170,14 @@ def _safe_name(source_path: str) -> str:
 def process_package(package: str, out: Path, deb_dir: Path, max_seconds: float, limit: int,
                     log=_print_now) -> list[RefTrack]:
     """Download (cached in ``deb_dir``), unpack and decode one package; return its manifest rows."""
-    debs = sorted(deb_dir.glob(f"{package}_*.deb"))
-    if not debs:
-        proc = subprocess.run(["apt-get", "download", package], cwd=deb_dir, capture_output=True, text=True,
-                              check=False)
-        debs = sorted(deb_dir.glob(f"{package}_*.deb"))
-        if proc.returncode != 0 or not debs:
-            raise AutomixError(f"apt-get download {package} failed: {proc.stderr.strip()[-300:]}")
+    deb = download(package, deb_dir, log)
     split = package_split(package)
     fallback = PACKAGES.get(package, ("", "see package copyright"))[1]
     rows: list[RefTrack] = []
     with tempfile.TemporaryDirectory(prefix=f"automix_{package}_", dir=deb_dir) as tmp_name:
         tmp = Path(tmp_name)
-        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(tmp / "root")], check=True)
+        # a temporary tree, not debian.unpack's cache: only the decoded excerpts are kept
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], check=True)
         copyright_files = list((tmp / "root").glob("usr/share/doc/*/copyright"))
         stanzas = parse_copyright(copyright_files[0].read_text(errors="replace")) if copyright_files else []
         (out / split).mkdir(parents=True, exist_ok=True)
