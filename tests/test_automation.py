@@ -254,3 +254,22 @@ def test_show_tells_the_rides(tmp_path, synth) -> None:
     assert f"{low:+.1f}".rstrip("0").rstrip(".") + "…" in row and "sections" in shown.stdout
     flat = json.loads(run("show", tmp_path / "mix.json", "--json").stdout)
     assert flat["tracks"]["lead.wav"]["automation.gain_db"] == points and high > low
+
+
+def test_eval_mixes_as_mix_does_and_plots_the_lanes(tmp_path, synth) -> None:
+    from automix.console.settings import load_params
+    from automix.evaluate.run import evaluate_dataset
+
+    _song_with_a_drop(tmp_path / "data" / "song0", synth, 10.0)
+    out = tmp_path / "report"
+    evaluate_dataset(tmp_path / "data", ["rules"], out, split=None, layout="folder")
+    assert "gain_db" in load_params(out / "settings" / "song0" / "rules.json").automation["lead.wav"]
+    assert (out / "plots" / "automation_song0.png").stat().st_size > 10_000
+    assert json.loads((out / "config.json").read_text(encoding="utf-8"))["automate"] is True
+
+    static = tmp_path / "static"
+    evaluate_dataset(tmp_path / "data", ["rules"], static, split=None, layout="folder", automate=False)
+    assert not load_params(static / "settings" / "song0" / "rules.json").automation
+    assert not (static / "plots" / "automation_song0.png").exists()
+    with pytest.raises(AutomixError, match="automate True → False"):
+        evaluate_dataset(tmp_path / "data", ["rules"], out, split=None, layout="folder", automate=False)

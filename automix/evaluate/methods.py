@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -32,13 +31,6 @@ def _mixer(name: str, extra: Mapping[str, MixerFactory] | None) -> Any:
     if extra and name in extra:
         return extra[name]()
     return _cached_mixer(name)
-
-
-def _accepts_references(mixer: Any) -> bool:
-    try:
-        return "references" in inspect.signature(mixer.predict).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def check_methods(methods: Sequence[str], extra: Mapping[str, MixerFactory] | None = None) -> list[str]:
@@ -72,17 +64,24 @@ def oracle_settings(stems: Sequence[Stem], target: np.ndarray) -> MixSettings:
 
 
 def predict_settings(method: str, song: SongAudio, *, seed: int, reference: np.ndarray | None = None,
-                     extra: Mapping[str, MixerFactory] | None = None) -> MixSettings | None:
+                     extra: Mapping[str, MixerFactory] | None = None, automate: bool = False) -> MixSettings | None:
     """A method's settings for a song; None for the oracle of a song without a target mix.
 
-    ``reference`` (``(2, N)`` at the song's rate) goes to mixers whose ``predict`` takes references.
+    ``reference`` (``(2, N)`` at the song's rate) goes to mixers that follow references
+    (:func:`~automix.mixers.base.accepts_references`). ``automate``: then ride the faders per
+    section as ``automix mix`` does (:func:`~automix.mixers.riding.ride_faders`; never the oracle's).
     """
+    from automix.mixers.base import accepts_references
+    from automix.mixers.riding import ride_faders
+
     if method == ORACLE_METHOD:
         return oracle_settings(song.stems, song.target) if song.target is not None else None
     mixer = _mixer(method, extra)
-    if reference is not None and _accepts_references(mixer):
-        return mixer.predict(song.stems, song.sample_rate, seed=seed, references=[reference])
-    return mixer.predict(song.stems, song.sample_rate, seed=seed)
+    if reference is not None and accepts_references(mixer):
+        settings = mixer.predict(song.stems, song.sample_rate, seed=seed, references=[reference])
+    else:
+        settings = mixer.predict(song.stems, song.sample_rate, seed=seed)
+    return ride_faders(settings, song.stems, song.sample_rate) if automate else settings
 
 
 def render_mix(stems: Sequence[Stem], sample_rate: int, settings: MixSettings) -> tuple[np.ndarray, MixSettings]:

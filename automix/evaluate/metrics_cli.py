@@ -101,6 +101,8 @@ def eval_command(
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed for mixers with randomness.", min=0)] = 0,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots.")] = False,
+    static: Annotated[bool, typer.Option("--static", help="Mix without fader rides between sections "
+                                         "(as `mix --static`).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No notes or progress on stderr.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
 ) -> None:
@@ -132,7 +134,7 @@ def eval_command(
     names = [m.strip() for m in methods.split(",") if m.strip()]
     evaluation = evaluate_dataset(dataset, names, out, refs=refs, split=split or None, layout=layout,
                                   limit=limit, seconds=seconds, jobs=jobs, seed=seed, plots=not no_plots,
-                                  command=shlex.join(["automix", *sys.argv[1:]]), log=log)
+                                  command=shlex.join(["automix", *sys.argv[1:]]), log=log, automate=not static)
     if json_out:
         sys.stdout.write(json.dumps(evaluation.to_json(), ensure_ascii=False) + "\n")
     else:

@@ -206,6 +206,45 @@ def plot_metric_per_song(rows: Sequence[dict[str, Any]], songs: Sequence[str], m
     return True
 
 
+AUTOMATION_PLOT_HZ = 50
+"""Points per second of the automation curves drawn."""
+
+
+def plot_automation(settings_by_method: dict[str, Any], song: str, path: Path) -> bool:
+    """Each automated parameter over time (one panel per parameter, a line per method and track,
+    the sections shaded); False when no method automated anything."""
+    from automix.console.automation import lane_curve
+
+    lanes = [(method, track, param, lane) for method, s in settings_by_method.items()
+             for track, by_param in s.automation.items() for param, lane in by_param.items()]
+    lanes += [(method, "master", f"master {param}", lane) for method, s in settings_by_method.items()
+              for param, lane in s.master_automation.items()]
+    if not lanes:
+        return False
+    params = sorted({param for _, _, param, _ in lanes})
+    end_s = max(max(lane.times_s) for *_, lane in lanes)
+    for s in settings_by_method.values():
+        end_s = max([end_s, *(x.end_s for x in s.sections)])
+    fig, axes = _figure(10.0, 2.6 * len(params), rows=len(params))
+    count = max(2, int(end_s * AUTOMATION_PLOT_HZ) + 1)
+    for ax, param in zip(axes[:, 0], params):
+        for method, track, name, lane in lanes:
+            if name == param:
+                curve = lane_curve(lane, 0, count, AUTOMATION_PLOT_HZ)
+                ax.plot(np.arange(count) / AUTOMATION_PLOT_HZ, curve, label=f"{method}: {Path(track).stem}")
+        sections = next((s.sections for s in settings_by_method.values() if s.sections), [])
+        for k, section in enumerate(sections):
+            if k % 2:
+                ax.axvspan(section.start_s, section.end_s, color="0.9", zorder=0)
+        ax.set_ylabel(param)
+        ax.grid(True, alpha=0.3)
+        _outside_legend(ax)
+    axes[-1, 0].set_xlabel("s")
+    axes[0, 0].set_title(f"{song}: automation (sections shaded alternately)")
+    _save(fig, path)
+    return True
+
+
 def _load_settings(out_dir: Path, song: str, methods: Sequence[str]) -> dict[str, Any]:
     from automix.console.settings import load_params
 
@@ -228,6 +267,12 @@ def draw_all(out_dir: Path, rows: Sequence[dict[str, Any]], songs: Sequence[str]
         drawn.append(folder / "balance_error.png")
     if plot_metric_per_song(rows, songs, methods, "af_loss", "AF loss vs reference", folder / "af_loss.png"):
         drawn.append(folder / "af_loss.png")
+    automated = 0
+    for song in songs:  # the first songs with automation, up to MAX_SONG_PLOTS of them
+        if automated < MAX_SONG_PLOTS and plot_automation(_load_settings(out_dir, song, methods), song,
+                                                          folder / f"automation_{safe_name(song)}.png"):
+            drawn.append(folder / f"automation_{safe_name(song)}.png")
+            automated += 1
     for song in list(songs)[:MAX_SONG_PLOTS]:
         name = safe_name(song)
         song_rows = [r for r in rows if r["song"] == song]

@@ -22,7 +22,7 @@ from automix.io import write_text_atomic
 Row = dict[str, Any]
 """One line of ``results.csv``: the keys of :data:`~automix.evaluate.layout.CSV_FIELDS`, ``value`` a float."""
 
-CONFIG_KEYS = ("dataset", "layout", "split", "seconds", "refs", "seed")
+CONFIG_KEYS = ("dataset", "layout", "split", "seconds", "refs", "seed", "automate")
 """Options that change the numbers: a report folder only ever holds results computed with one set."""
 
 

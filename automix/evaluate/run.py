@@ -58,6 +58,7 @@ class SongTask:
     seed: int
     settings_dir: Path
     extra: Mapping[str, MixerFactory] | None = None
+    automate: bool = True
 
 
 @dataclass
@@ -88,7 +89,8 @@ def evaluate_song(task: SongTask) -> SongOutcome:
             if mix is None:
                 continue
         else:
-            settings = predict_settings(method, song, seed=task.seed, reference=reference, extra=task.extra)
+            settings = predict_settings(method, song, seed=task.seed, reference=reference, extra=task.extra,
+                                        automate=task.automate)
             if settings is None:
                 outcome.notes.append(f"{song.name}: {method} needs a target mix; skipped")
                 continue
@@ -146,6 +148,7 @@ def evaluate_dataset(
     command: str | None = None,
     extra_mixers: Mapping[str, MixerFactory] | None = None,
     log: Log | None = None,
+    automate: bool = True,
 ) -> DatasetEvaluation:
     """Mix every selected song with every method, measure, and write the report folder.
 
@@ -167,6 +170,7 @@ def evaluate_dataset(
         extra_mixers: additional methods by name → zero-argument factory (must be picklable for
             ``jobs > 1``).
         log: one-line progress notes.
+        automate: ride faders per section as ``automix mix`` does (False: ``--static``).
 
     Raises:
         AutomixError: bad options, an unknown method, a folder with results of other options.
@@ -185,7 +189,8 @@ def evaluate_dataset(
         raise AutomixError(f"--out {out_dir}: exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {"dataset": str(Path(dataset).resolve()), "layout": layout, "split": split, "seconds": seconds,
-              "refs": str(Path(refs).resolve()) if refs is not None else None, "seed": seed}
+              "refs": str(Path(refs).resolve()) if refs is not None else None, "seed": seed,
+              "automate": automate}
     check_config(out_dir, config)
 
     results = out_dir / RESULTS_FILE
@@ -201,7 +206,8 @@ def evaluate_dataset(
             pending.insert(0, TARGET_METHOD)
         if pending:
             ref = pair_reference(song.name, ref_files) if ref_files else None
-            tasks.append(SongTask(song, pending, seconds, ref, seed, out_dir / SETTINGS_DIR, extra_mixers))
+            tasks.append(SongTask(song, pending, seconds, ref, seed, out_dir / SETTINGS_DIR, extra_mixers,
+                                  automate))
     skipped = len(songs) * len(methods) - sum(len([m for m in t.methods if m not in AUTOMATIC_METHODS])
                                               for t in tasks)
     say(f"{len(songs)} songs × {len(methods)} methods: {skipped} already in {results}, "
