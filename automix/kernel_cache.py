@@ -18,7 +18,7 @@ from pathlib import Path
 
 KERNEL_MODULES = (
     "automix.io.wav", "automix.console.loudness", "automix.console.compressor", "automix.console.render_kernels",
-    "automix.console.finalize", "automix.mixers.descriptors", "automix.mixers.stem_analysis",
+    "automix.console.limiter_gain", "automix.mixers.descriptors", "automix.mixers.stem_analysis",
 )
 """Modules that define cached numba kernels."""
 
