@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,11 +62,6 @@ class Lane:
     times_s: tuple[float, ...]
     values: tuple[float, ...]
     shape: str = "linear"
-
-    @property
-    def is_flat(self) -> bool:
-        """Every breakpoint holds the same value (the lane changes nothing over time)."""
-        return len(set(self.values)) <= 1
 
 
 def lane_curve(lane: Lane, start: int, stop: int, sample_rate: int) -> np.ndarray:
@@ -136,31 +131,11 @@ def parse_lanes(raw: object, group: ParamGroup, where: str) -> dict[str, Lane]:
                 raise ParamsError(f"{here}: time {time_s:g} s is not after the previous breakpoint "
                                   f"({times[-1]:g} s)")
             if not spec.contains(value):
-                raise ParamsError(f"{here}: {value:g} {spec.unit} is outside "
-                                  f"[{spec.minimum:g}, {spec.maximum:g}]".replace("  ", " "))
+                raise ParamsError(f"{here}: {spec.outside_text(value)}")
             times.append(time_s)
             values.append(value)
         lanes[name] = Lane(tuple(times), tuple(values), shape)
     return lanes
-
-
-def lanes_json(lanes: Mapping[str, Lane], decimals: int) -> dict[str, object]:
-    """Lanes → the JSON ``automation`` object, values rounded like every setting in ``mix.json``."""
-    def r(x: float) -> float:
-        v = round(float(x), decimals)
-        return 0.0 if v == 0 else v
-
-    return {name: {"shape": lane.shape, "points": [[r(t), r(v)] for t, v in zip(lane.times_s, lane.values)]}
-            for name, lane in lanes.items()}
-
-
-def rounded_lane(lane: Lane, decimals: int) -> Lane:
-    """The lane as ``mix.json`` stores it (so a render of the written file is bit-exact)."""
-    def r(x: float) -> float:
-        v = round(float(x), decimals)
-        return 0.0 if v == 0 else v
-
-    return Lane(tuple(r(t) for t in lane.times_s), tuple(r(v) for v in lane.values), lane.shape)
 
 
 def clipped_lane(lane: Lane, group: ParamGroup, name: str) -> Lane:
@@ -184,12 +159,6 @@ def json_text(value: object) -> str:
         return json.dumps(value)
     except (TypeError, ValueError):
         return repr(value)
-
-
-def sample_lanes(lanes: Mapping[str, Lane], names: Sequence[str], start: int, stop: int,
-                 sample_rate: int) -> dict[str, np.ndarray]:
-    """Per-sample curves ``{name: (n,)}`` of the lanes among ``names`` (the others are static)."""
-    return {name: lane_curve(lanes[name], start, stop, sample_rate) for name in names if name in lanes}
 
 
 class TrackRide:
@@ -255,5 +224,5 @@ def master_gain_curve(lanes: Mapping[str, Lane], start: int, n: int, sample_rate
 
 __all__ = [
     "MASTER_AUTOMATABLE", "SHAPES", "STEP_SMOOTHING_MS", "TRACK_AUTOMATABLE", "Lane", "TrackRide", "check_within",
-    "clipped_lane", "lane_curve", "lanes_json", "master_gain_curve", "parse_lanes", "rounded_lane", "sample_lanes",
+    "clipped_lane", "lane_curve", "master_gain_curve", "parse_lanes",
 ]

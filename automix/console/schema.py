@@ -102,6 +102,10 @@ class ParamSpec:
     def contains(self, value: float) -> bool:
         return math.isfinite(value) and self.minimum <= value <= self.maximum
 
+    def outside_text(self, value: float) -> str:
+        """What an error says of a value outside the range: "40 dB is outside [-40, 12]"."""
+        return f"{value:g} {self.unit} is outside [{self.minimum:g}, {self.maximum:g}]".replace("  ", " ")
+
 
 class ParamGroup:
     """An ordered set of :class:`ParamSpec`; a parameter vector follows this order.

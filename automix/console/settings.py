@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from automix.console.automation import Lane, clipped_lane, lanes_json, parse_lanes
+from automix.console.automation import Lane, clipped_lane, parse_lanes
 from automix.console.schema import FINALIZE, FX, MASTER, SCHEMA_VERSION, TRACK, ParamGroup
 from automix.errors import ParamsError
 
@@ -153,14 +153,14 @@ def to_json(settings: MixSettings) -> dict[str, Any]:
             entry["role"] = settings.roles[name]
         entry.update(_nest(TRACK, settings.track[i]))
         if settings.automation.get(name):
-            entry["automation"] = lanes_json(settings.automation[name], DECIMALS)
+            entry["automation"] = _lanes_json(settings.automation[name])
         if settings.notes.get(name):
             entry["notes"] = list(settings.notes[name])
         tracks[name] = entry
     master = _nest(MASTER, settings.master)
     master.update(_nest(FINALIZE, settings.finalize))
     if settings.master_automation:
-        master["automation"] = lanes_json(settings.master_automation, DECIMALS)
+        master["automation"] = _lanes_json(settings.master_automation)
     data: dict[str, Any] = {
         "format": FORMAT_NAME,
         "version": AUTOMATION_VERSION if settings.is_automated or settings.sections else SCHEMA_VERSION,
@@ -174,6 +174,12 @@ def to_json(settings: MixSettings) -> dict[str, Any]:
         data["sections"] = [{"start_s": _round(x.start_s), "end_s": _round(x.end_s), "label": x.label}
                             for x in settings.sections]
     return data
+
+
+def _lanes_json(lanes: dict[str, Lane]) -> dict[str, Any]:
+    """Lanes → the ``automation`` object, times and values rounded like every setting."""
+    return {name: {"shape": lane.shape, "points": [[_round(t), _round(v)] for t, v in zip(lane.times_s, lane.values)]}
+            for name, lane in lanes.items()}
 
 
 def _flatten(obj: Any, where: str, prefix: str = "") -> dict[str, Any]:
@@ -217,10 +223,7 @@ def _read_group(group: ParamGroup, flat: dict[str, Any], where: str, *, required
         if not math.isfinite(value):
             raise ParamsError(f"{where}.{spec.name}: value is not finite")
         if not spec.contains(value):
-            raise ParamsError(
-                f"{where}.{spec.name}: {value:g} {spec.unit} is outside "
-                f"[{spec.minimum:g}, {spec.maximum:g}]".replace("  ", " ")
-            )
+            raise ParamsError(f"{where}.{spec.name}: {spec.outside_text(value)}")
         values[i] = value
     return values
 

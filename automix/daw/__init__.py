@@ -43,9 +43,9 @@ def write_session(
     force: bool = False,
     protect: Iterable[Path] = (),
 ) -> Path:
-    """Write the session for ``daw`` at ``path`` atomically; arguments as for :func:`reaper_project`."""
-    if check_daw(daw) != "reaper":  # the only DAW so far; check_daw refused anything else
-        raise AutomixError(f"--daw {daw!r}: no session writer")
+    """Write the session for ``daw`` at ``path`` atomically; arguments as for :func:`reaper_project`
+    (REAPER is the only DAW so far: :func:`check_daw` refuses any other)."""
+    check_daw(daw)
     text = reaper_project(settings, stems, path, duration_s=duration_s, processed=processed,
                           reverb_return=reverb_return, skipped=skipped, mono=mono)
     return write_reaper_project(path, text, force=force, protect=protect)

@@ -120,8 +120,10 @@ def ride_faders(settings: MixSettings, stems: Sequence[Readable], sample_rate: i
     boundaries_s = [b * levels.frame_s for b in boundaries]
     duration_s = stems[0].frames / sample_rate
     out = settings.clipped()
-    out.sections = [Section(a * levels.frame_s, min(b * levels.frame_s, duration_s) if b < levels.power.shape[1]
-                            else duration_s, f"S{k + 1}") for k, (a, b) in enumerate(bounds)]
+    last = levels.power.shape[1]
+    # The last section runs to the end of the song (beyond its last whole frame).
+    out.sections = [Section(a * levels.frame_s, duration_s if b == last else b * levels.frame_s, f"S{k + 1}")
+                    for k, (a, b) in enumerate(bounds)]
     for t, name in enumerate(settings.track_names):
         if not np.any(offsets[t]):
             continue
