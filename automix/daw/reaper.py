@@ -29,15 +29,17 @@ Item paths are relative to the ``.rpp``, so the project folder and the stems can
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from automix.console.describe import db, describe_compressor, describe_eq
 from automix.console.describe import number as in_words
+from automix.console.design import fader_pan_matrix
 from automix.console.schema import FX, MASTER, SEND_OFF_DB, TRACK, db_to_amplitude, send_gain
 from automix.console.settings import MixSettings
 from automix.io import write_text_atomic
@@ -115,8 +117,8 @@ def _guid(project: Path, index: int, name: str) -> str:
     return "{" + str(value).upper() + "}"
 
 
-MONO_CENTRE_GAIN = math.cos(math.pi / 4.0)
-"""automix's gain on each side for a centred mono track (constant-power pan), ≈ −3.01 dB."""
+MONO_CENTRE_GAIN = float(fader_pan_matrix(np.asarray(0.0), np.asarray(0.0), 1.0, np.array(False))[0, 0])
+"""automix's gain on each side for a centred mono track (its constant-power pan law), ≈ −3.01 dB."""
 
 
 def original_stem_volume(settings: MixSettings, i: int, mono: bool) -> float:
