@@ -185,7 +185,7 @@ class Reporter:
 def mix_summary(result: Any, verb: str) -> str:
     params = f" and {result.params_path}" if result.params_path else ""
     stems = f"; {len(result.stem_files)} stems in {result.stems_out}" if result.stem_files else ""
-    stems += f"; session {result.project}" if result.project else ""
+    stems += f"; session {result.project}" if getattr(result, "project", None) else ""  # results without a session
     count = f"{len(result.tracks)} stem{'' if len(result.tracks) == 1 else 's'}"
     line = (f"{verb} {count} with {result.mixer} → {result.mix_path}{params} "
             f"({result.loudness_lufs:.1f} LUFS, {result.true_peak_dbtp:.1f} dBTP, "
