@@ -31,6 +31,7 @@ from automix.console.describe import (
     hz,
     number,
 )
+from automix.console.eq_ride import ridden_bands, without_ridden_gains
 from automix.console.metering import GainReduction, gain_reduction
 from automix.console.schema import FINALIZE, FX, MASTER, SEND_OFF_DB, TRACK, ParamGroup
 from automix.console.settings import MixSettings, load_params
@@ -101,7 +102,7 @@ def track_rows(settings: MixSettings, meters: dict[str, GainReduction] | None = 
             or number(value("gain_db"), 1, sign=True),
             "pan": _ridden(settings, name, "pan", describe_pan) or describe_pan(value("pan")),
             "width": number(value("width"), 2),
-            "EQ": describe_eq(strip, TRACK),
+            "EQ": _eq_words(settings, name, strip),
             "compressor": describe_compressor(strip, TRACK, detail=False),
             "GR": describe_gain_reduction(meters.get(name)),
             "send": _ridden(settings, name, "send.reverb_db", lambda v: describe_send(v, unit=False))
@@ -144,6 +145,17 @@ def _ridden(settings: MixSettings, track: str, param: str, words: Any) -> str | 
         return None
     low, high = min(lane.values), max(lane.values)
     return words(low) if low == high else f"{words(low)}…{words(high)}"
+
+
+def _eq_words(settings: MixSettings, track: str, strip: np.ndarray) -> str:
+    """The static EQ in words, then each ridden band as "a…b at f" (its gain lane's range)."""
+    lanes = settings.automation.get(track, {})
+    static = describe_eq(without_ridden_gains(strip, lanes, TRACK), TRACK)
+    rides = [f"{_ridden(settings, track, f'eq.{band}.gain_db', db)} at "
+             f"{hz(float(strip[TRACK.index(f'eq.{band}.freq_hz')]))}" for band, _ in ridden_bands(lanes)]
+    if not rides:
+        return static
+    return "; ".join(([] if static == "flat" else [static]) + rides)
 
 
 def _lane_words(lane: Any, words: Any) -> str:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from signals import sine
 
+from automix.console import eq_ride
 from automix.console.automation import STEP_SMOOTHING_MS, Lane, lane_curve
 from automix.console.render import render_console
 from automix.console.schema import FX, MASTER, SCHEMA_VERSION, TRACK
@@ -39,8 +40,11 @@ def _automated(rng: np.random.Generator, dynamics: bool) -> MixSettings:
         settings.set_master("compressor.ratio", 1.0)
     settings.automation = {
         "noise.wav": {"gain_db": Lane((0.2, 0.9, 1.6), (0.0, -18.0, 3.0)),
-                      "send.reverb_db": Lane((0.5, 1.0), (-60.0, -6.0), "step")},
-        "chord.wav": {"pan": Lane((0.0, 1.9), (-1.0, 0.8))},
+                      "send.reverb_db": Lane((0.5, 1.0), (-60.0, -6.0), "step"),
+                      "eq.band_2.gain_db": Lane((0.3, 1.2), (-12.0, 12.0))},
+        "chord.wav": {"pan": Lane((0.0, 1.9), (-1.0, 0.8)),
+                      "eq.low_shelf.gain_db": Lane((0.5, 1.0), (10.0, -10.0), "step"),
+                      "eq.high_shelf.gain_db": Lane((0.2, 1.8), (-15.0, 15.0))},
         "bass.wav": {"gain_db": Lane((1.0,), (-4.0,)), "pan": Lane((0.3, 1.2), (0.5, -0.5), "step")},
     }
     settings.master_automation = {"gain_db": Lane((0.0, 2.0), (0.0, -6.0))}
@@ -129,6 +133,74 @@ def test_moving_one_breakpoint_changes_the_audio_only_around_it() -> None:
     assert diff[int(1.6 * SR):].max() < 1e-4 * np.abs(before).max()
 
 
+def _eq_settings(names: list[str]) -> MixSettings:
+    """Random settings with every track's compressor working hard (threshold −30…−20 dB, ratio 8), no reverb."""
+    rng = np.random.default_rng(21)
+    settings = MixSettings.neutral(names)
+    settings.track = TRACK.from_normalised(rng.uniform(0.15, 0.85, (len(names), len(TRACK))))
+    for i in range(len(names)):
+        settings.set(i, "compressor.threshold_db", float(rng.uniform(-30.0, -20.0)))
+        settings.set(i, "compressor.ratio", 8.0)
+        settings.set(i, "send.reverb_db", -60.0)
+    return settings
+
+
+def test_a_flat_eq_lane_renders_as_the_static_setting() -> None:
+    stems = _stems()
+    settings = _eq_settings(["noise.wav", "chord.wav", "bass.wav"])
+    static = render_console(stems, SR, settings, block_size=3000, workers=1)
+    ridden = {"noise.wav": "eq.band_2.gain_db", "chord.wav": "eq.low_shelf.gain_db", "bass.wav": "eq.band_1.gain_db"}
+    settings.automation = {track: {name: Lane((0.7,), (float(settings.track[i, TRACK.index(name)]),))}
+                           for i, (track, name) in enumerate(ridden.items())}
+    flat = render_console(stems, SR, settings, block_size=3000, workers=1)
+    # Only rounding: the band runs after the other sections instead of among them. The compressors
+    # are working, so a detector that missed the ridden band would be off by decibels.
+    assert np.max(np.abs(flat.astype(np.float64) - static)) < 1e-6 * np.abs(static).max()
+
+
+def test_moving_one_eq_breakpoint_changes_the_audio_only_around_it() -> None:
+    stems = _stems()
+    settings = MixSettings.neutral(["noise.wav", "chord.wav", "bass.wav"])  # linear chain, no reverb
+    settings.set(1, "eq.band_1.freq_hz", 250.0)  # on the chord's 220/330 Hz
+    settings.automation = {"chord.wav": {"eq.band_1.gain_db": Lane((0.4, 1.0, 1.6), (0.0, -12.0, 0.0))}}
+    before = render_console(stems, SR, settings, workers=1)
+    settings.automation = {"chord.wav": {"eq.band_1.gain_db": Lane((0.4, 1.1, 1.6), (0.0, -12.0, 0.0))}}
+    after = render_console(stems, SR, settings, workers=1)
+    diff = np.abs(before.astype(np.float64) - after).max(axis=0)
+    assert np.all(diff[: int(0.4 * SR)] == 0.0)  # the same coefficients up to the previous breakpoint
+    assert diff[int(1.0 * SR):int(1.1 * SR)].max() > 0.01
+    # After the next breakpoint only the band's own ringing (a Q 0.7 bell) and the master's
+    # 10 Hz high-pass remember the change, far below hearing.
+    assert diff[int(1.65 * SR):].max() < 1e-4 * np.abs(before).max()
+
+
+def _away_from_the_tone_db(y: np.ndarray, freq_hz: float, width_hz: float = 50.0) -> float:
+    """Energy of ``y`` ``(n,)`` more than ``width_hz`` from ``freq_hz``, relative to all of it (dB);
+    Blackman window, whose leakage is below −100 dB that far out."""
+    spectrum = np.abs(np.fft.rfft(y * np.blackman(len(y)))) ** 2
+    away = np.abs(np.fft.rfftfreq(len(y), 1 / SR) - freq_hz) > width_hz
+    return 10 * math.log10(spectrum[away].sum() / spectrum.sum())
+
+
+def _eq_ramp_on_a_tone() -> float:
+    """A 1 kHz sine through a bell at 1 kHz ridden 0 → +15 dB over 1 s: sidebands during the ramp (dB)."""
+    tone = sine(1000.0, 2.0, amplitude=0.25, sr=SR, channels=1)
+    settings = MixSettings.neutral(["tone.wav"])
+    settings.set(0, "eq.band_2.freq_hz", 1000.0)
+    settings.set(0, "eq.band_2.q", 1.0)
+    settings.automation = {"tone.wav": {"eq.band_2.gain_db": Lane((0.5, 1.5), (0.0, 15.0))}}
+    _, tracks = render_console([tone], SR, settings, return_tracks=True, workers=1)
+    return _away_from_the_tone_db(tracks[0][0, int(0.5 * SR):int(1.5 * SR)].astype(np.float64), 1000.0)
+
+
+def test_an_eq_ramp_makes_no_zipper_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The coefficients step every EQ_UPDATE_SAMPLES: 0.02 dB at a time here, whose sidebands at
+    # multiples of fs/32 ≈ 689 Hz from the tone must stay below −60 dB.
+    assert _eq_ramp_on_a_tone() < -60.0
+    monkeypatch.setattr(eq_ride, "EQ_UPDATE_SAMPLES", 2048)  # a coarse staircase: the measure hears it
+    assert _eq_ramp_on_a_tone() > -45.0
+
+
 def test_json_roundtrip_and_versions() -> None:
     settings = _automated(np.random.default_rng(1), True).clipped()
     settings.sections = [Section(0.0, 1.0, "A"), Section(1.0, 2.0, "B")]
@@ -156,6 +228,9 @@ def test_json_roundtrip_and_versions() -> None:
     ({"gain_db": {"shape": "cubic", "points": [[0, 0]]}}, "shape: \"cubic\" is not one of linear, step"),
     ({"gain_db": {"points": []}}, "points: expected a non-empty list"),
     ({"gain_db": {"points": [[0, True]]}}, "points[0]: expected [time_s, value]"),
+    ({"eq.band_2.freq_hz": {"points": [[0, 700]]}}, "automation.eq.band_2.freq_hz: not automatable"),
+    ({"eq.band_2.gain_db": {"points": [[0, 3], [0.5, 16]]}}, "eq.band_2.gain_db.points[1]: 16 dB is outside"),
+    ({"eq.high_shelf.gain_db": {"points": [[2, 0], [1, 3]]}}, "points[1]: time 1 s is not after"),
 ])
 def test_bad_lanes_name_the_field(lane: dict, fragment: str) -> None:
     data = json.loads(dumps(MixSettings.neutral(["a.wav"])))
@@ -166,10 +241,11 @@ def test_bad_lanes_name_the_field(lane: dict, fragment: str) -> None:
     assert fragment in str(caught.value)
 
 
-def test_a_breakpoint_after_the_song_is_refused_at_render() -> None:
+@pytest.mark.parametrize("name", ["pan", "eq.band_3.gain_db"])
+def test_a_breakpoint_after_the_song_is_refused_at_render(name: str) -> None:
     settings = MixSettings.neutral(["tone.wav"])
-    settings.automation = {"tone.wav": {"pan": Lane((0.0, 5.0), (0.0, 1.0))}}
-    with pytest.raises(AutomixError, match=r"tracks\['tone.wav'\].automation.pan: a breakpoint at 5 s is after"):
+    settings.automation = {"tone.wav": {name: Lane((0.0, 5.0), (0.0, 1.0))}}
+    with pytest.raises(AutomixError, match=rf"tracks\['tone.wav'\].automation.{name}: a breakpoint at 5 s is after"):
         render_console([sine(440.0, 1.0, sr=SR, channels=1)], SR, settings)
 
 
@@ -273,3 +349,24 @@ def test_eval_mixes_as_mix_does_and_plots_the_lanes(tmp_path, synth) -> None:
     assert not (static / "plots" / "automation_song0.png").exists()
     with pytest.raises(AutomixError, match="automate True → False"):
         evaluate_dataset(tmp_path / "data", ["rules"], out, split=None, layout="folder", automate=False)
+
+
+def test_render_of_a_mix_json_with_an_eq_lane_is_bit_exact(tmp_path, song_dir, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli_helpers import run
+
+    from automix import engine
+
+    def cut_the_pad(settings: MixSettings, stems, rate: int) -> MixSettings:
+        # As a mixer that rides EQ would: a lane with values the JSON rounds (and a step).
+        settings.automation.setdefault("pad.flac", {})["eq.band_1.gain_db"] = Lane(
+            (0.5, 0.87654321, 1.3456789), (0.0, -6.123456789, 4.98765432), "step")
+        return settings
+
+    monkeypatch.setattr(engine, "ride_faders", cut_the_pad)
+    assert run("mix", song_dir, "-o", tmp_path / "mix.wav", "--model", "rules").exit_code == 0
+    data = json.loads((tmp_path / "mix.json").read_text(encoding="utf-8"))
+    lane = data["tracks"]["pad.flac"]["automation"]["eq.band_1.gain_db"]
+    assert data["version"] == AUTOMATION_VERSION and lane["points"][1] == [0.8765, -6.1235]  # as rounded
+    again = run("render", song_dir, tmp_path / "mix.json", "-o", tmp_path / "again.wav")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "again.wav").read_bytes() == (tmp_path / "mix.wav").read_bytes()

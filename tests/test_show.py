@@ -202,3 +202,15 @@ def test_stems_that_do_not_match_are_one_line_error(mix_json: Path, tmp_path: Pa
     other = synth.write_song(tmp_path / "other", duration_s=1.0, names={"kick": "drums.wav"})
     result = show(mix_json, "--stems", other)
     assert_user_error(result, "does not match", only_line=True)
+
+
+def test_a_ridden_eq_band_shows_its_range(mix_json: Path, tmp_path: Path) -> None:
+    edited = _edited(mix_json, tmp_path, "lead_vocal.wav", band_2={"freq_hz": 646.0, "gain_db": 0.0, "q": 1.0})
+    data = json.loads(edited.read_text(encoding="utf-8"))
+    data["version"] = 2
+    data["tracks"]["lead_vocal.wav"]["automation"] = {"eq.band_2.gain_db": {"points": [[0.0, -4.0], [0.5, 3.0]]}}
+    edited.write_text(json.dumps(data), encoding="utf-8")
+    result = show(edited)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "lead_vocal.wav" in line)
+    assert "-4 dB…+3 dB at 646 Hz" in row

@@ -13,10 +13,11 @@ A lane replaces the parameter's static value for the whole song. Both render pat
 per-sample curves from :func:`lane_curve`, so they apply automation identically; the curve is
 evaluated per sample (no zipper noise from block-wise steps).
 
-Only the parameters that act after a strip's compressor are automatable: per track the fader
-(``gain_db``), ``pan`` and the reverb send (``send.reverb_db``); on the master its output
-``gain_db``. They are what engineers ride, and a change to them never changes what the
-compressor sees.
+Automatable are what engineers ride: per track the fader (``gain_db``), ``pan``, the reverb send
+(``send.reverb_db``) and the gain of each EQ band (``eq.<band>.gain_db``, :data:`EQ_LANES`); on the
+master its output ``gain_db``. The fader, pan and send act after the compressor; an EQ band acts
+before it, so a ridden band changes what the compressor sees, as on a console. EQ lanes are
+applied per small block of samples rather than per sample (:mod:`automix.console.eq_ride`).
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from automix.console.design import fader_pan_matrix
-from automix.console.schema import SEND_OFF_DB, TRACK, ParamGroup, db_to_amplitude, send_gain
+from automix.console.schema import EQ_BANDS, SEND_OFF_DB, TRACK, ParamGroup, db_to_amplitude, send_gain
 from automix.errors import ParamsError
 
-TRACK_AUTOMATABLE: tuple[str, ...] = ("gain_db", "pan", "send.reverb_db")
+RIDE_LANES: tuple[str, ...] = ("gain_db", "pan", "send.reverb_db")
+"""Track parameters after the compressor, applied per sample (:class:`TrackRide`)."""
+
+EQ_LANES: tuple[str, ...] = tuple(f"eq.{band}.gain_db" for band in EQ_BANDS)
+"""Track EQ band gains a lane may drive, in processing order (:mod:`automix.console.eq_ride`)."""
+
+TRACK_AUTOMATABLE: tuple[str, ...] = (*RIDE_LANES, *EQ_LANES)
 """Track parameters a lane may drive."""
 
 MASTER_AUTOMATABLE: tuple[str, ...] = ("gain_db",)
@@ -71,7 +78,11 @@ def lane_curve(lane: Lane, start: int, stop: int, sample_rate: int) -> np.ndarra
     (one chunk at a time) and the differentiable console (the whole excerpt), so both see the
     same numbers.
     """
-    t = np.arange(start, stop, dtype=np.float64) / sample_rate
+    return lane_at(lane, np.arange(start, stop, dtype=np.float64) / sample_rate)
+
+
+def lane_at(lane: Lane, t: np.ndarray) -> np.ndarray:
+    """The lane's value at times ``t`` (seconds, any shape), float64 of ``t``'s shape."""
     times = np.asarray(lane.times_s, dtype=np.float64)
     values = np.asarray(lane.values, dtype=np.float64)
     if lane.shape == "linear" or len(times) == 1:
@@ -164,6 +175,8 @@ def json_text(value: object) -> str:
 class TrackRide:
     """A track's automated fader, pan and send, applied after its compressor (block renderer).
 
+    ``lanes`` holds only :data:`RIDE_LANES` (EQ lanes go to :class:`automix.console.eq_ride.EqRide`).
+
     The strip runs with only its make-up gain after the compressor (:meth:`strip_matrix`); then
     :meth:`apply` multiplies each sample by the fader/pan matrix of that sample's lane values
     (:func:`~automix.console.design.fader_pan_matrix`, the static formula), and :meth:`send`
@@ -172,7 +185,7 @@ class TrackRide:
 
     def __init__(self, lanes: Mapping[str, Lane], params: np.ndarray, channels: int, sample_rate: int) -> None:
         self.lanes = dict(lanes)
-        self.static = {name: float(params[TRACK.index(name)]) for name in (*TRACK_AUTOMATABLE, "width")}
+        self.static = {name: float(params[TRACK.index(name)]) for name in (*RIDE_LANES, "width")}
         self.channels = channels
         self.sample_rate = sample_rate
         self.rides_matrix = bool(self.lanes.keys() & {"gain_db", "pan"})
@@ -223,6 +236,6 @@ def master_gain_curve(lanes: Mapping[str, Lane], start: int, n: int, sample_rate
 
 
 __all__ = [
-    "MASTER_AUTOMATABLE", "SHAPES", "STEP_SMOOTHING_MS", "TRACK_AUTOMATABLE", "Lane", "TrackRide", "check_within",
-    "clipped_lane", "lane_curve", "master_gain_curve", "parse_lanes",
+    "EQ_LANES", "MASTER_AUTOMATABLE", "RIDE_LANES", "SHAPES", "STEP_SMOOTHING_MS", "TRACK_AUTOMATABLE", "Lane",
+    "TrackRide", "check_within", "clipped_lane", "lane_at", "lane_curve", "master_gain_curve", "parse_lanes",
 ]

@@ -98,6 +98,16 @@ def high_shelf(freq_hz: Array, gain_db: Array, q: Array, sample_rate: float) -> 
     return _shelf(freq_hz, gain_db, q, sample_rate, high=True)
 
 
+def band_section(band: str, freq_hz: Array, gain_db: Array, q: Array, sample_rate: float) -> Array:
+    """The section of EQ band ``band`` (one of :data:`~automix.console.schema.EQ_BANDS`): a low
+    shelf, a peaking band or a high shelf. Shapes ``(...)`` (equal) → ``(..., 6)``."""
+    if band == "low_shelf":
+        return low_shelf(freq_hz, gain_db, q, sample_rate)
+    if band == "high_shelf":
+        return high_shelf(freq_hz, gain_db, q, sample_rate)
+    return peaking(freq_hz, gain_db, q, sample_rate)
+
+
 def eq_sos(params: Array, group: ParamGroup, sample_rate: float) -> Array:
     """Design a strip's whole EQ.
 
@@ -120,12 +130,7 @@ def eq_sos(params: Array, group: ParamGroup, sample_rate: float) -> Array:
     sections = [highpass(col("eq.highpass.freq_hz"), sample_rate)]
     for band in EQ_BANDS:
         f, g, q = col(f"eq.{band}.freq_hz"), col(f"eq.{band}.gain_db"), col(f"eq.{band}.q")
-        if band == "low_shelf":
-            sections.append(low_shelf(f, g, q, sample_rate))
-        elif band == "high_shelf":
-            sections.append(high_shelf(f, g, q, sample_rate))
-        else:
-            sections.append(peaking(f, g, q, sample_rate))
+        sections.append(band_section(band, f, g, q, sample_rate))
     return xp.stack(sections, -2)
 
 

@@ -9,7 +9,9 @@ memory does not grow with song length:
   blocks) by a numba kernel (:mod:`automix.console.render_kernels`, with the other compiled
   loops) that runs up to four sections per pass with their states in registers, the trim gain,
   the float32 → float64 conversion and the compressor's detector fused in (sections that are
-  exactly the identity, i.e. bands at 0 dB, are skipped);
+  exactly the identity, i.e. bands at 0 dB, are skipped); an automated band
+  (:mod:`automix.console.eq_ride`) runs after the static sections, its coefficients on the
+  song's grid of sub-blocks, and takes over the fused detector;
 * compressor: :class:`automix.console.compressor.BlockCompressor` (same arithmetic as the torch
   path, state carried; skipped at ratio 1), its ballistics fused with fader, pan and make-up;
 * reverb: uniformly partitioned FFT convolution (overlap-add, partition = ``block_size``)
@@ -32,10 +34,11 @@ from typing import Protocol
 
 import numpy as np
 
-from automix.console.automation import Lane, TrackRide, check_within, master_gain_curve
+from automix.console.automation import RIDE_LANES, Lane, TrackRide, check_within, master_gain_curve
 from automix.console.biquad import active_sections, eq_sos
 from automix.console.compressor import COMPRESSOR_PARAMS, POWER_FLOOR, BlockCompressor
 from automix.console.design import pan_matrix
+from automix.console.eq_ride import EqRide, ridden_bands, without_ridden_gains
 from automix.console.partitioned_convolution import PartitionedConvolver
 from automix.console.render_kernels import (
     PASS_SECTIONS,
@@ -62,12 +65,18 @@ stay in the core's L2 cache between the EQ, compressor and summing passes."""
 class _Strip:
     """Gain → EQ → compressor of one track or the master, with state carried across blocks.
 
+    ``eq_ride``: the strip's automated EQ bands; they run after the static sections (``params``
+    then hold those bands at 0 dB, :func:`~automix.console.eq_ride.without_ridden_gains`), and the
+    compressor's detector is fused into the last of them instead of the last static pass.
+
     Not thread safe: one block at a time. Work buffers are reused from block to block; the
     output buffers alternate, so a block's output stays valid while the next one is processed.
     """
 
-    def __init__(self, params: np.ndarray, group: ParamGroup, channels: int, sample_rate: int) -> None:
+    def __init__(self, params: np.ndarray, group: ParamGroup, channels: int, sample_rate: int,
+                 eq_ride: EqRide | None = None) -> None:
         sos = active_sections(eq_sos(np.asarray(params, dtype=np.float64), group, sample_rate))
+        self.eq_ride = eq_ride
         self.passes = [(coeffs, np.zeros((PASS_SECTIONS, channels, 2))) for coeffs in _pass_coefficients(sos)]
         settings = {k: float(params[group.index(f"compressor.{k}")]) for k in COMPRESSOR_PARAMS}
         self.compressor = BlockCompressor(settings, sample_rate)
@@ -86,26 +95,33 @@ class _Strip:
         power = self._power[:n] if self.compressor.active else self._power
         return self._work[:, :n], power, self._outs[self._calls % 2][:, :n]
 
-    def process(self, x: np.ndarray, gain: float, matrix: np.ndarray) -> np.ndarray:
+    def process(self, x: np.ndarray, gain: float, matrix: np.ndarray, start: int = 0) -> np.ndarray:
         """``(C, n)`` → ``matrix @ compress(EQ(gain · x))`` as float64 ``(2, n)``.
 
-        ``matrix`` ``(2, C)`` holds the static gains after the compressor (make-up included).
-        The result is overwritten by the call after next.
+        ``matrix`` ``(2, C)`` holds the static gains after the compressor (make-up included);
+        ``x`` is samples ``start…`` of the song (where the automated EQ bands are on their
+        schedule). The result is overwritten by the call after next.
         """
         y, power, out = self._buffers(x.shape[1])
         comp = self.compressor
+        ride = self.eq_ride
         for k, (sos, zi) in enumerate(self.passes):
-            last = k == len(self.passes) - 1
+            # The detector must see the EQ's final output: the last static pass, or the ridden bands.
+            detect = k == len(self.passes) - 1 and ride is None
             _cascade_pass(x if k == 0 else y, gain if k == 0 else 1.0, sos, zi, y, comp.det_c, comp.state,
-                          power if last else power[:0], POWER_FLOOR)
+                          power if detect else power[:0], POWER_FLOOR)
+        if ride is not None:
+            ride.filter(y, start, comp.det_c, comp.state, power, POWER_FLOOR)
         return self._finish(y, power, matrix, out)
 
     def _finish(self, y: np.ndarray, power: np.ndarray, matrix: np.ndarray, out: np.ndarray) -> np.ndarray:
         return self.compressor.apply(y, matrix, out=out, power=power if self.compressor.active else None)
 
     def pairs_with(self, other: _Strip) -> bool:
-        """Both mono with as many EQ passes: :func:`_process_pair` can run them together."""
-        return self.channels == other.channels == 1 and len(self.passes) == len(other.passes)
+        """Both mono with as many EQ passes and no automated band: :func:`_process_pair` can run
+        them together."""
+        return (self.channels == other.channels == 1 and len(self.passes) == len(other.passes)
+                and self.eq_ride is None and other.eq_ride is None)
 
 
 def _process_pair(a: _Strip, b: _Strip, xa: np.ndarray, xb: np.ndarray, gain_a: float, gain_b: float,
@@ -129,12 +145,15 @@ class _Track:
         self.read = (lambda a, b: stem[:, a:b]) if isinstance(stem, np.ndarray) else stem.read
         channels = _channels(stem)
         self.trim = float(db_to_amplitude(float(params[TRACK.index("trim_db")])))
-        self.strip = _Strip(params, TRACK, channels, sample_rate)
+        lanes = lanes or {}
+        eq_ride = EqRide(lanes, params, TRACK, channels, sample_rate) if ridden_bands(lanes) else None
+        self.strip = _Strip(without_ridden_gains(params, lanes, TRACK), TRACK, channels, sample_rate, eq_ride)
         matrix = pan_matrix(np.asarray(params, dtype=np.float64), np.array(channels == 2))
         # Fader, pan and the compressor's make-up are all static gains after the compressor.
         self.matrix = np.ascontiguousarray(matrix[:, :channels] * self.strip.compressor.makeup)
         self.send = float(send_gain(float(params[TRACK.index("send.reverb_db")])))
-        self.ride = TrackRide(lanes, params, channels, sample_rate) if lanes else None
+        ride_lanes = {name: lane for name, lane in lanes.items() if name in RIDE_LANES}
+        self.ride = TrackRide(ride_lanes, params, channels, sample_rate) if ride_lanes else None
         if self.ride is not None and self.ride.rides_matrix:  # fader and pan follow per sample
             self.matrix = self.ride.strip_matrix(self.strip.compressor.makeup)
 
@@ -210,7 +229,7 @@ class _Group:
                                       u.trim, t.matrix, u.matrix)
                 else:
                     t = self.tracks[unit[0]]
-                    ys = (t.strip.process(inputs[unit[0]][:, a:b], t.trim, t.matrix),)
+                    ys = (t.strip.process(inputs[unit[0]][:, a:b], t.trim, t.matrix, start + a),)
                 for j, y in zip(unit, ys):  # in track order
                     y = self.tracks[j].finish(y, start + a, bus, send, j == 0)
                     if kept:

@@ -1,5 +1,6 @@
 """Compiled sample loops of the block renderer (:mod:`automix.console.render`): the EQ cascade
-passes with the compressor's detector fused in, bus summing and the reverb's multiply-accumulate."""
+passes with the compressor's detector fused in, the time-varying section of an automated EQ band,
+bus summing and the reverb's multiply-accumulate."""
 
 from __future__ import annotations
 
@@ -158,6 +159,46 @@ def _cascade_pair(src_a, src_b, gain_a, gain_b, sos_a, sos_b, zi_a, zi_b, dst_a,
     _store_state(zi_a, 0, za)
     _store_state(zi_b, 0, zb)
     det_a[0], det_b[0] = p, q
+
+
+@numba.njit(nogil=True, cache=True, fastmath=RECURSION_FASTMATH)
+def _varying_section(y, coeffs, offset, step, zi, det_c, det_state, power, power_floor):
+    """``y`` ``(C, n)`` float64 (C 1 or 2) through one section whose coefficients change every
+    ``step`` samples, in place: the TDF-II recursion of :func:`_section`, state ``zi`` ``(C, 2)``.
+
+    ``coeffs`` ``(K, 6)`` holds one section per sub-block covering the block; sample ``i`` of ``y``
+    is sample ``offset + i`` of the first sub-block (``0 ≤ offset < step``), so the sub-blocks stay
+    on the song's grid whatever the block size. ``power``/``det_c``/``det_state``: the compressor's
+    detector fused in, as in :func:`_cascade_pass` (skipped when ``power`` is empty).
+    """
+    n = y.shape[1]
+    stereo = y.shape[0] == 2
+    detect = power.shape[0] > 0
+    p = det_state[0]
+    keep = 1.0 - det_c
+    v0, v1 = zi[0, 0], zi[0, 1]
+    w0, w1 = zi[y.shape[0] - 1, 0], zi[y.shape[0] - 1, 1]
+    start = 0
+    k = 0
+    while start < n:
+        stop = min(n, (k + 1) * step - offset)
+        c = _coefficients(coeffs, k)
+        for i in range(start, stop):
+            v, v0, v1 = _section(y[0, i], c, v0, v1)
+            y[0, i] = v
+            if stereo:
+                w, w0, w1 = _section(y[1, i], c, w0, w1)
+                y[1, i] = w
+                if detect:
+                    p = _detector_sample(p, (v * v + w * w) * 0.5, keep, det_c, power, i, power_floor)
+            elif detect:
+                p = _detector_sample(p, v * v * 1.0, keep, det_c, power, i, power_floor)
+        start = stop
+        k += 1
+    zi[0, 0], zi[0, 1] = v0, v1
+    if stereo:
+        zi[1, 0], zi[1, 1] = w0, w1
+    det_state[0] = p
 
 
 @numba.njit(nogil=True, cache=True)

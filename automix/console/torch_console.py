@@ -19,6 +19,9 @@ Implementation choices:
 * **Compressor** via :func:`automix.console.compressor.compress` (torchlpc recursion for the
   detector, torchcomp's attack/release kernel with its custom backward).
 * **Reverb** by FFT convolution with :func:`automix.console.reverb.reverb_ir`.
+* **Automated EQ bands** (``eq.<band>.gain_db`` lanes) by :func:`ride_band`, an exact
+  time-varying biquad on the block renderer's sub-block schedule (:mod:`automix.console.eq_ride`),
+  after the static EQ and before the compressor as there; the static EQ holds those bands at 0 dB.
 
 Gradients flow to every continuous parameter of ``TRACK``, ``FX`` and ``MASTER`` (where the
 parameter has an audible effect on the given signal).
@@ -35,12 +38,12 @@ import scipy.fft
 import torch
 from torch import Tensor
 
-from automix.console import design
-from automix.console.automation import TRACK_AUTOMATABLE, lane_curve
-from automix.console.biquad import eq_sos, sos_response
+from automix.console import design, eq_ride
+from automix.console.automation import EQ_LANES, RIDE_LANES, lane_curve
+from automix.console.biquad import band_section, eq_sos, sos_response
 from automix.console.compressor import compress, strip_settings
 from automix.console.reverb import reverb_ir
-from automix.console.schema import FX, MASTER, TRACK, ParamGroup, db_to_amplitude, send_gain
+from automix.console.schema import EQ_BANDS, FX, MASTER, TRACK, ParamGroup, db_to_amplitude, send_gain
 from automix.errors import AutomixError
 
 EQ_IR_S = 1.0
@@ -84,43 +87,139 @@ def pan_matrix(track_params: Tensor, is_stereo: Tensor) -> Tensor:
 
 
 @dataclass
-class Automation:
-    """Per-sample automation curves for a batch, in physical units.
+class BandRide:
+    """One automated EQ band across a batch, on the sub-block schedule of :mod:`automix.console.eq_ride`.
 
     Attributes:
-        track: ``{param: (B, T, N)}`` for the automated track parameters (every track of the
-            batch has a curve; a track without a lane holds its static value).
+        gains_db: ``(B, T, K)`` the band's gain per sub-block (``K = sub_blocks(N)``; zeros on
+            tracks without the lane).
+        ridden: ``(B, T)`` bool, the tracks with a lane on this band.
+    """
+
+    gains_db: Tensor
+    ridden: Tensor
+
+
+@dataclass
+class Automation:
+    """Automation curves for a batch, in physical units.
+
+    Attributes:
+        track: ``{param: (B, T, N)}`` per-sample curves of the automated
+            :data:`~automix.console.automation.RIDE_LANES` (every track of the batch has a
+            curve; a track without a lane holds its static value).
+        eq: ``{"eq.<band>.gain_db": BandRide}`` for the automated EQ bands.
         master_gain_db: ``(B, N)`` master output gain, or None when static.
     """
 
     track: dict[str, Tensor] = field(default_factory=dict)
+    eq: dict[str, BandRide] = field(default_factory=dict)
     master_gain_db: Tensor | None = None
+
+
+def _track_lanes(settings: Sequence, name: str) -> list[list]:
+    """``[b][t]`` the lane on ``name`` of each track of each batch item, or None."""
+    return [[s.automation.get(track, {}).get(name) for track in s.track_names] for s in settings]
 
 
 def automation_curves(settings: Sequence, n: int, sample_rate: int,
                       dtype: torch.dtype = torch.float32) -> Automation | None:
     """The curves of ``settings`` (one :class:`~automix.console.settings.MixSettings` per batch item,
-    same track count) over samples ``[0, n)``, from :func:`~automix.console.automation.lane_curve`
-    (the block renderer's own); None when nothing is automated."""
+    same track count) over samples ``[0, n)``, from the block renderer's own functions
+    (:func:`~automix.console.automation.lane_curve`, :func:`~automix.console.eq_ride.schedule_gains`);
+    None when nothing is automated."""
     if not any(s.is_automated for s in settings):
         return None
+    shape = (len(settings), len(settings[0].track_names))
     track: dict[str, Tensor] = {}
-    for name in TRACK_AUTOMATABLE:
-        if not any(name in lanes for s in settings for lanes in s.automation.values()):
+    for name in RIDE_LANES:
+        lanes = _track_lanes(settings, name)
+        if not any(lane is not None for row in lanes for lane in row):
             continue
-        curves = np.empty((len(settings), len(settings[0].track_names), n))
+        curves = np.empty((*shape, n))
         for b, s in enumerate(settings):
-            for t, track_name in enumerate(s.track_names):
-                lane = s.automation.get(track_name, {}).get(name)
-                curves[b, t] = (lane_curve(lane, 0, n, sample_rate) if lane is not None
-                                else s.track[t, TRACK.index(name)])
+            for t, lane in enumerate(lanes[b]):
+                curves[b, t] = lane_curve(lane, 0, n, sample_rate) if lane is not None else s.track[t, TRACK.index(name)]
         track[name] = torch.from_numpy(curves).to(dtype)
+    eq: dict[str, BandRide] = {}
+    for name in EQ_LANES:
+        lanes = _track_lanes(settings, name)
+        ridden = np.array([[lane is not None for lane in row] for row in lanes]).reshape(shape)
+        if not ridden.any():
+            continue
+        gains = np.zeros((*shape, eq_ride.sub_blocks(n)))
+        for b, t in zip(*np.nonzero(ridden)):
+            gains[b, t] = eq_ride.schedule_gains(lanes[b][t], 0, gains.shape[-1], sample_rate)
+        eq[name] = BandRide(torch.from_numpy(gains), torch.from_numpy(ridden))
     master = None
     if any("gain_db" in s.master_automation for s in settings):
         master = torch.from_numpy(np.stack([
             lane_curve(s.master_automation["gain_db"], 0, n, sample_rate) if "gain_db" in s.master_automation
             else np.full(n, s.master[MASTER.index("gain_db")]) for s in settings])).to(dtype)
-    return Automation(track, master)
+    return Automation(track, eq, master)
+
+
+def ride_band(x: Tensor, band: str, gains_db: Tensor, freq_hz: Tensor, q: Tensor, sample_rate: int) -> Tensor:
+    """EQ band ``band`` with its gain changing per sub-block of
+    :data:`~automix.console.eq_ride.EQ_UPDATE_SAMPLES` samples, from silence (differentiable).
+
+    Args:
+        x: ``(M, C, N)`` audio, starting at sample 0 of the schedule.
+        band: one of :data:`~automix.console.schema.EQ_BANDS`.
+        gains_db: ``(M, K)`` gain per sub-block, ``K ≥ ⌈N / EQ_UPDATE_SAMPLES⌉``.
+        freq_hz, q: ``(M,)`` the band's static frequency and Q.
+        sample_rate: Hz.
+
+    Returns:
+        ``(M, C, N)`` of ``x``'s dtype; the block renderer's TDF-II recursion to rounding.
+    """
+    from torchlpc import sample_wise_lpc  # as the compressor: import only when used
+
+    rows, channels, n = x.shape
+    k = gains_db.shape[-1]
+    sos = band_section(band, freq_hz.to(torch.float64)[:, None].expand(rows, k), gains_db.to(torch.float64),
+                       q.to(torch.float64)[:, None].expand(rows, k), sample_rate)  # (M, K, 6)
+    # TDF-II with coefficients c[n] unrolls to y[n] = b0[n] x[n] + b1[n−1] x[n−1] + b2[n−2] x[n−2]
+    # − a1[n−1] y[n−1] − a2[n−2] y[n−2]: each term keeps the coefficients of the sample that put it
+    # into the state. Before sample 0, x = y = 0, so lags are clamped to sample 0.
+    sample = torch.arange(n)
+
+    def lagged(column: int, lag: int) -> Tensor:  # (M, N): coefficient ``column`` of sample n − lag
+        return sos[:, (sample - lag).clamp_min(0) // eq_ride.EQ_UPDATE_SAMPLES, column]
+
+    x64 = x.to(torch.float64)
+
+    def delayed(lag: int) -> Tensor:
+        return torch.nn.functional.pad(x64[..., : n - lag], (lag, 0))
+
+    u = lagged(0, 0)[:, None] * x64 + lagged(1, 1)[:, None] * delayed(1) + lagged(2, 2)[:, None] * delayed(2)
+    poles = torch.stack([lagged(4, 1), lagged(5, 2)], -1)  # (M, N, 2): y[n] = u[n] − Σ a_k y[n − k]
+    poles = poles[:, None].expand(rows, channels, n, 2).reshape(rows * channels, n, 2)
+    y = sample_wise_lpc(u.reshape(rows * channels, n), poles)
+    return y.reshape(rows, channels, n).to(x.dtype)
+
+
+def _ride_bands(x: Tensor, track_params: Tensor, rides: dict[str, BandRide], sample_rate: int) -> Tensor:
+    """``x`` ``(B, T, 2, N)`` after the static EQ → through each automated band, in processing order."""
+    for band, name in zip(EQ_BANDS, EQ_LANES):
+        ride = rides.get(name)
+        if ride is None:
+            continue
+        rows = ride.ridden
+        params = track_params[rows]  # (M, len(TRACK))
+        y = ride_band(x[rows], band, ride.gains_db[rows], params[:, TRACK.index(f"eq.{band}.freq_hz")],
+                      params[:, TRACK.index(f"eq.{band}.q")], sample_rate)
+        x = x.index_put((rows,), y)
+    return x
+
+
+def _without_ridden_gains(track_params: Tensor, rides: dict[str, BandRide]) -> Tensor:
+    """``track_params`` with each ridden band's gain at 0 dB on its ridden tracks (the static EQ's share)."""
+    for name, ride in rides.items():
+        column = torch.zeros(len(TRACK), dtype=torch.bool)
+        column[TRACK.index(name)] = True
+        track_params = torch.where(ride.ridden[..., None] & column, 0.0, track_params)
+    return track_params
 
 
 def _check(stems: Tensor, is_stereo: Tensor, track_params: Tensor) -> None:
@@ -155,7 +254,9 @@ def _strips(stems: Tensor, is_stereo: Tensor, track_params: Tensor, sample_rate:
     batch, tracks, _, n = stems.shape
     is_stereo = is_stereo.to(torch.bool)
     trim = db_to_amplitude(track_params[..., TRACK.index("trim_db")])
-    x = _filter(stems, track_params, TRACK, sample_rate, gain=trim)
+    rides = automation.eq if automation is not None else {}
+    x = _filter(stems, _without_ridden_gains(track_params, rides), TRACK, sample_rate, gain=trim)
+    x = _ride_bands(x, track_params, rides, sample_rate)  # before the detector: the compressor hears them
     # Linked detector: mean power of a stereo stem's channels; channel 0 alone for mono.
     power = torch.where(is_stereo[..., None], x.pow(2).mean(dim=-2), x[..., 0, :].pow(2))
     settings = {k: v.reshape(-1) for k, v in strip_settings(track_params, TRACK).items()}
