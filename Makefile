@@ -83,6 +83,21 @@ train-dmc: venv
 	cp runs/dmc/dmc-small-best.safetensors checkpoints/dmc-small.safetensors
 	cp runs/dmc/dmc-small-best.json checkpoints/dmc-small.json
 
+# --- runs that train over several sessions (tcn-10, wave-u-net): the latest state is committed
+# under checkpoints/state/NAME/. `make resume-NAME` restores it into runs/NAME/ (unless a newer
+# run is there) and continues exactly where it stopped; `make save-NAME` copies the run's state
+# back and ships its best weights as checkpoints/NAME.*.
+resume-%: venv
+	test -f configs/$*.yaml
+	mkdir -p runs/$*
+	if [ -f checkpoints/state/$*/state.pt ] && [ ! -f runs/$*/state.pt ]; then cp checkpoints/state/$*/* runs/$*/; \
+		cp checkpoints/$*.safetensors runs/$*/$*-best.safetensors; cp checkpoints/$*.json runs/$*/$*-best.json; fi
+	if [ -f runs/$*/state.pt ]; then $(PY) -m automix train --config configs/$*.yaml --resume; \
+	else $(PY) -m automix train --config configs/$*.yaml; fi
+
+save-%: venv
+	$(PY) scripts/save_run.py $*
+
 # --- held-out numbers quoted in the model cards
 eval-models: venv
 	$(PY) -m automix.train.heldout --mst checkpoints/mst-small --dmc checkpoints/dmc-small --count 48

@@ -128,19 +128,27 @@ def render(
     report.emit(result.to_json(), mix_summary(result, "rendered"))
 
 
+STRIP_EMULATOR_NOTE = "not a mixer: --model cannot use it"
+
+
 @app.command()
 @handles_errors
 def models(json_out: JsonOut = False) -> None:
-    """List the mixers and trained models that --model accepts."""
-    from automix.mixers import available_mixers
+    """List the mixers and trained models that --model accepts, then the trained channel-strip emulators."""
+    from automix.mixers import available_mixers, available_strip_emulators
 
     names = available_mixers()
+    emulators = {name: f"{text} [{STRIP_EMULATOR_NOTE}]" for name, text in available_strip_emulators().items()}
     if json_out:
-        Reporter(as_json=True).emit(names, "")
+        Reporter(as_json=True).emit({**names, **emulators}, "")
         return
-    width = max(map(len, names))
+    width = max(map(len, {**names, **emulators}))
     for name, description in names.items():
         typer.echo(f"{name:<{width}}  {description}")
+    if emulators:
+        typer.echo(f"\nchannel-strip emulators ({STRIP_EMULATOR_NOTE}):")
+        for name, description in available_strip_emulators().items():
+            typer.echo(f"{name:<{width}}  {description}")
 
 
 def _register_subcommands() -> None:

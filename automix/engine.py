@@ -17,6 +17,7 @@ import soundfile as sf
 
 from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS, FINALIZE
 from automix.console.settings import MixSettings, load_params
+from automix.direct_mix import check_direct_options, write_direct_mix
 from automix.errors import AutomixError
 from automix.io import (
     Stem,
@@ -27,6 +28,7 @@ from automix.io import (
 )
 from automix.mix_writer import MixResult, Progress, render_and_write, report_step
 from automix.mixers import DEFAULT_MIXER, check_device, check_model_name, check_seed, get_mixer
+from automix.mixers.base import outputs_audio
 from automix.mixers.riding import ride_faders
 from automix.output_plan import FX_RETURN_NAME, check_finalize_option, plan_outputs
 
@@ -170,10 +172,18 @@ def mix(
     log_notes(plan.notes, log)
 
     mixer = get_mixer(model, device)  # an unknown model fails before any audio is read
+    direct = outputs_audio(mixer)
+    if direct:
+        check_direct_options(model, plan.stems_out, daw)
     report_step(progress, "load", 0.0)
-    stems, rate, notes = _load(Path(stems_dir), sample_rate, log, stream, strict)
+    # An end-to-end network needs every stem at once: it reads no stream.
+    stems, rate, notes = _load(Path(stems_dir), sample_rate, log, False if direct else stream, strict)
     try:
         report_step(progress, "load", 1.0)
+        if direct:
+            return write_direct_mix(mixer, stems, rate, plan, seed=seed, target_lufs=finalize_values[0],
+                                    ceiling_dbtp=finalize_values[1], force=force, bit_depth=bit_depth, notes=notes,
+                                    started=started, progress=progress)
         report_step(progress, "analyse", 0.0)
         settings = mixer.predict(stems, rate, seed=seed)
         check_predicted(settings, stems, model)

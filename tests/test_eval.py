@@ -212,3 +212,40 @@ def test_reference_pairing_is_deterministic() -> None:
     assert picks == [pair_reference(f"song_{i:05d}", refs) for i in range(40)]
     assert len(set(picks)) > 1  # songs spread over the references
     assert pair_reference("song_00003", refs) == pair_reference("song_00003", list(refs))
+
+
+class KnownAudioMixer:
+    """An end-to-end mixer (audio out, no settings) that sums the stems with the target's gains and pans."""
+
+    name = "known-audio"
+
+    def mix_audio(self, stems, sample_rate, *, seed=0):
+        mix = np.zeros((2, stems[0].frames))
+        for stem in stems:
+            theta = (PANS[stem.name] + 1.0) * math.pi / 4.0
+            mono = stem.audio[0] * 10 ** (GAINS_DB[stem.name] / 20.0)
+            mix += np.stack([np.cos(theta) * mono, np.sin(theta) * mono])
+        return mix.astype(np.float32)
+
+
+class FlippedAudioMixer(KnownAudioMixer):
+    """The same, with every gain negated: a balance far from the target's."""
+
+    name = "flipped-audio"
+
+    def mix_audio(self, stems, sample_rate, *, seed=0):
+        mix = np.zeros((2, stems[0].frames))
+        for stem in stems:
+            mix += stem.audio[0] * 10 ** (-GAINS_DB[stem.name] / 20.0)
+        return mix.astype(np.float32)
+
+
+def test_end_to_end_mixers_are_measured_from_their_audio(tmp_path: Path) -> None:
+    data = _make_dataset(tmp_path / "data")
+    result = evaluate_dataset(data, ["known-audio", "flipped-audio"], tmp_path / "report", split=None, plots=False,
+                              extra_mixers={"known-audio": KnownAudioMixer, "flipped-audio": FlippedAudioMixer})
+    balance = result.summary["metrics"]["balance_error_db"]
+    assert balance["known-audio"]["mean"] < 0.5 and balance["flipped-audio"]["mean"] > 2.0
+    assert result.summary["metrics"]["integrated_lufs"]["known-audio"]["mean"] == pytest.approx(-14.0, abs=0.3)
+    # no settings file: an end-to-end mix has none
+    assert not list((tmp_path / "report").rglob("*known-audio*.json"))

@@ -21,6 +21,10 @@ from automix.console.schema import FINALIZE, FX, MASTER, SCHEMA_VERSION, TRACK, 
 from automix.errors import ParamsError
 
 FORMAT_NAME = "automix-mix"
+
+DIRECT_FORMAT_NAME = "automix-direct-mix"
+"""The ``format`` of the JSON an end-to-end model writes beside its mix (:mod:`automix.direct_mix`):
+it names the model and the tracks but holds no console settings, so nothing can render it."""
 DECIMALS = 4
 AUTOMATION_VERSION = 2
 """``mix.json`` version of files with automation or sections. A static mix is still written as
@@ -232,6 +236,10 @@ def from_json(data: Any) -> MixSettings:
     """Validate a parsed ``mix.json`` and return settings; errors name the offending field."""
     if not isinstance(data, dict):
         raise ParamsError("params: the top level must be a JSON object")
+    if data.get("format") == DIRECT_FORMAT_NAME:
+        raise ParamsError(f"params: written by the end-to-end model {data.get('mixer')!r}, which outputs the mix "
+                          "itself: there are no console settings to render, show or edit (mix with a console "
+                          "model, e.g. the default, for those)")
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
         raise ParamsError(f"params.{unknown[0]}: unknown key")

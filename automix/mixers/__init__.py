@@ -65,11 +65,20 @@ def available_mixers() -> dict[str, str]:
     names = dict(BUILTIN_MIXERS)
     registry = _registry()
     if registry is not None:
-        for name, description in registry.available_models().items():
+        for name, description in registry.available_models(mixers_only=True).items():
             names.setdefault(name, description)
     if DEFAULT_MIXER in names:
         names[DEFAULT_MIXER] += " (default)"
     return names
+
+
+def available_strip_emulators() -> dict[str, str]:
+    """Shipped trained models that are not mixers (channel-strip emulators) → descriptions."""
+    registry = _registry()
+    if registry is None:
+        return {}
+    mixers = registry.available_models(mixers_only=True)
+    return {name: text for name, text in registry.available_models().items() if name not in mixers}
 
 
 def get_mixer(name_or_path: str, device: str = "auto") -> Mixer:

@@ -1,8 +1,11 @@
-"""The one interface every mixer and trained model implements: stems → console settings."""
+"""The interfaces of mixers: stems → console settings (:class:`Mixer`), or, for the end-to-end
+baselines, stems → the mix itself (:class:`AudioMixer`)."""
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 from automix.console.settings import MixSettings
 from automix.io import Stem
@@ -28,6 +31,27 @@ class Mixer(Protocol):
         the schema ranges (use ``MixSettings.clipped()``).
         """
         ...
+
+
+@runtime_checkable
+class AudioMixer(Protocol):
+    """An end-to-end model: stems in, the mix itself out, with no console settings in between.
+
+    Attributes:
+        name: what ``--model`` calls it; recorded as ``mixer`` in the JSON beside the mix.
+    """
+
+    name: str
+
+    def mix_audio(self, stems: list[Stem], sample_rate: int, *, seed: int = 0) -> np.ndarray:
+        """The mix of ``stems`` (all at ``sample_rate``, equal length): ``(2, N)`` float32 at
+        ``sample_rate``, any level (the output stage sets loudness and peak)."""
+        ...
+
+
+def outputs_audio(mixer: object) -> bool:
+    """Whether ``mixer`` is an :class:`AudioMixer` (it writes audio, not settings)."""
+    return callable(getattr(mixer, "mix_audio", None))
 
 
 def accepts_references(mixer: object) -> bool:

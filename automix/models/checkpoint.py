@@ -32,9 +32,12 @@ from automix.models.checkpoint_files import (
 )
 from automix.models.dmc import DMC, DMCConfig
 from automix.models.mst import MST, MSTConfig
+from automix.models.tcn import TCN, TCNConfig
+from automix.models.wave_unet import WaveUNet, WaveUNetConfig
 
 MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
-    "dmc": (DMC, DMCConfig), "mst": (MST, MSTConfig), "balance-net": (BalanceNet, BalanceNetConfig)}
+    "dmc": (DMC, DMCConfig), "mst": (MST, MSTConfig), "balance-net": (BalanceNet, BalanceNetConfig),
+    "tcn": (TCN, TCNConfig), "wave-u-net": (WaveUNet, WaveUNetConfig)}
 
 
 def build_model(kind: str, sizes: dict[str, Any]) -> nn.Module:

@@ -22,6 +22,12 @@ FORMAT_NAME = "automix-checkpoint"
 BALANCE_KINDS = ("forest", "balance-net")
 """Kinds that predict balance from :data:`SONG_FEATURES` (their checkpoints list the feature names)."""
 
+END_TO_END_KINDS = ("wave-u-net",)
+"""Kinds that output the mix itself (:class:`~automix.mixers.base.AudioMixer`), no console settings."""
+
+STRIP_KINDS = ("tcn",)
+"""Kinds that emulate a channel strip (signal + settings → signal): trained models, not mixers."""
+
 
 class CheckpointError(AutomixError):
     """A checkpoint is missing, malformed, or made for another console schema."""

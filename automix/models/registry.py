@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automix.errors import AutomixError
-from automix.models.checkpoint_files import BALANCE_KINDS, load_forest, read_checkpoint_info
+from automix.models.checkpoint_files import (
+    BALANCE_KINDS,
+    END_TO_END_KINDS,
+    STRIP_KINDS,
+    load_forest,
+    read_checkpoint_info,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -39,12 +45,16 @@ def checkpoint_dir(environ: dict[str, str] | None = None, source_root: Path | No
     return Path(sys.prefix if prefix is None else prefix) / INSTALLED_CHECKPOINT_DIR
 
 
+END_TO_END_NOTE = "end-to-end: outputs the mix, no console settings"
+"""What ``automix models`` says of an end-to-end model."""
+
 CHECKPOINT_DIR = checkpoint_dir()
 """Where the shipped checkpoints live (see :func:`checkpoint_dir`)."""
 
 
-def available_models() -> dict[str, str]:
-    """Shipped checkpoint names → one-line descriptions, sorted by name."""
+def available_models(mixers_only: bool = False) -> dict[str, str]:
+    """Shipped checkpoint names → one-line descriptions, sorted by name; with ``mixers_only``
+    without the channel-strip emulators (:data:`STRIP_KINDS`), which ``--model`` cannot use."""
     models = {}
     for path in sorted(CHECKPOINT_DIR.glob("*.json")):
         if not path.with_suffix(".safetensors").is_file():
@@ -53,8 +63,11 @@ def available_models() -> dict[str, str]:
             meta = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
+        if mixers_only and meta.get("model") in STRIP_KINDS:
+            continue
         description = meta.get("training", {}).get("description") or f"{meta.get('model', '?')} model"
-        models[path.stem] = str(description).splitlines()[0] if description else ""
+        line = str(description).splitlines()[0] if description else ""
+        models[path.stem] = f"{line} [{END_TO_END_NOTE}]" if meta.get("model") in END_TO_END_KINDS else line
     return models
 
 
@@ -81,8 +94,12 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
 def load_mixer(name_or_path: str | Path, device: str | torch.device = "cpu") -> Any:
     """A shipped model or checkpoint as a :class:`~automix.mixers.base.Mixer`."""
     path, name = _resolve(name_or_path)
+    kind = read_checkpoint_info(path).get("model")
+    if kind in STRIP_KINDS:
+        raise AutomixError(f"{name} is a channel-strip emulator (a {kind} transformation network), not a mixer: "
+                           "it predicts no console settings; pick a mixer from `automix models`")
     # The forest (the default mixer) is numpy arrays: loading it must not pay for importing torch.
-    if read_checkpoint_info(path).get("model") == "forest":
+    if kind == "forest":
         from automix.mixers.learned_balance import BalanceMixer
 
         return BalanceMixer(*load_forest(path), name)
@@ -92,6 +109,10 @@ def load_mixer(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
 
     device = resolve_device(str(device))
     model, meta = load_checkpoint(path, device)
+    if meta.get("model") in END_TO_END_KINDS:
+        from automix.models.direct_mixer import DirectModelMixer
+
+        return DirectModelMixer(model, meta, name, device)
     if meta.get("model") in BALANCE_KINDS:
         from automix.mixers.learned_balance import BalanceMixer
 

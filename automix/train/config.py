@@ -9,186 +9,62 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Any, get_args
 
 import tomllib
 import yaml
 
-from automix.errors import AutomixError, one_line
+from automix.errors import one_line
 from automix.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-
-Method = Literal["1", "2", "supervised", "balance"]
-BALANCE_MODEL_SIZES = {"forest": ("trees", "min_samples_leaf", "max_features", "max_depth"),
-                       "balance-net": ("width", "layers", "heads", "dropout")}
-"""What ``model.sizes`` may hold for the balance models (trained with ``data.method: balance``)."""
-
-
-class ConfigError(AutomixError):
-    """A training config file is unreadable or holds an unknown/invalid key."""
-
-
-@dataclass
-class ModelSection:
-    """``kind``: "dmc" or "mst"; ``sizes``: fields of DMCConfig/MSTConfig (sample rate comes from data)."""
-
-    kind: str = "mst"
-    sizes: dict[str, Any] = field(default_factory=dict)
-    init_from: str | None = None
-    """Start from these checkpoint weights (fine-tuning); path without suffix."""
-
-
-@dataclass
-class DataSection:
-    method: str = "1"
-    songs_root: str = "data/synth"
-    refs_root: str = "data/refs"
-    cache_dir: str = "data/cache"
-    train_split: str = "train"
-    val_split: str = "val"
-    sample_rate_hz: int = 16000
-    excerpt_s: float = 5.0
-    """Cached excerpt length. Method 1 and 2 use halves of it as model input, supervised all of it."""
-    excerpts_per_song: int = 4
-    max_tracks: int = 16
-    max_songs: int | None = None
-    """Use at most this many songs per split (quick experiments); None = all."""
-    workers: int = 0
-
-
-@dataclass
-class LossSection:
-    """Weights of each loss term (0 = off)."""
-
-    param: float = 0.0
-    sum_diff_stft: float = 0.0
-    af: float = 0.0
-    param_weights: dict[str, dict[str, float]] = field(default_factory=dict)
-    level_match: bool = False
-    """Scale the predicted mix to the target's (or reference's) RMS before the STFT / AF loss:
-    finalize sets the loudness of every mix, so level is not something to learn (and the
-    arranger mixes' level is arbitrary)."""
-    fft_sizes: list[int] = field(default_factory=lambda: [256, 1024, 2048])
-    render: str = "console"
-    """How predictions are rendered for audio losses: "console" (the whole differentiable
-    console) or "balance" (only its fader + pan/width stage; every other setting stays
-    neutral, also at inference). "balance" is ~100× cheaper on a CPU and is all a mix made
-    of level and pan decisions (like the synthetic arranger mixes) can teach."""
-
-
-@dataclass
-class TrainConfig:
-    model: ModelSection = field(default_factory=ModelSection)
-    data: DataSection = field(default_factory=DataSection)
-    loss: LossSection = field(default_factory=LossSection)
-    out_dir: str = "runs/default"
-    steps: int = 1000
-    batch_size: int = 4
-    grad_accum: int = 1
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-    schedule: str = "cosine"
-    """"cosine" (to 10 % of lr) or "constant" after warm-up."""
-    grad_clip: float = 1.0
-    seed: int = 0
-    val_every: int = 100
-    val_batches: int = 4
-    log_every: int = 10
-    threads: int | None = None
-    """torch.set_num_threads; None leaves torch's default."""
-    name: str = "model"
-    """Checkpoint base name inside ``out_dir`` (``NAME-best``, ``NAME-last``)."""
-    description: str = ""
-
-
-def _build(cls: type, values: Any, where: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a table/mapping")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for key, value in values.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, f"{where}.{key}")
-            continue
-        allowed = get_args(hint) or (hint,)
-        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
-"""Training sample rates the audio loader accepts (see :mod:`automix.io`)."""
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _integer(where: str, value: Any, minimum: int, maximum: int | None = None, *, optional: bool = False) -> None:
-    """An integer in ``[minimum, maximum]`` (None allowed when ``optional``), else :class:`ConfigError`."""
-    if optional and value is None:
-        return
-    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
-        wanted = "a positive integer" if minimum == 1 and maximum is None else (
-            f"an integer ≥ {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}")
-        raise ConfigError(f"{where}: expected {wanted}{' or null' if optional else ''} (got {value!r})")
-
-
-def _number(where: str, value: Any, *, positive: bool) -> None:
-    """A finite number, > 0 when ``positive`` else ≥ 0, else :class:`ConfigError`."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        raise ConfigError(f"{where}: expected a number {'> 0' if positive else '≥ 0'} (got {value!r})")
-
-
-def _text(where: str, value: Any, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: expected a non-empty string (got {value!r})")
+from automix.train.config_types import (
+    BALANCE_MODEL_SIZES,
+    ConfigError,
+    Method,
+    TrainConfig,
+    build,
+    check_integer,
+    check_number,
+    check_text,
+    is_int,
+)
 
 
 def _check_values(cfg: TrainConfig) -> None:
     """Types and ranges of every field, so a bad value fails before any data are prepared."""
     for name in ("steps", "batch_size", "grad_accum", "val_every", "val_batches", "log_every"):
-        _integer(name, getattr(cfg, name), 1)
-    _integer("warmup_steps", cfg.warmup_steps, 0)
-    _integer("seed", cfg.seed, 0)
-    _integer("threads", cfg.threads, 1, optional=True)
-    _number("lr", cfg.lr, positive=True)
-    _number("weight_decay", cfg.weight_decay, positive=False)
-    _number("grad_clip", cfg.grad_clip, positive=True)
+        check_integer(name, getattr(cfg, name), 1)
+    check_integer("warmup_steps", cfg.warmup_steps, 0)
+    check_integer("seed", cfg.seed, 0)
+    check_integer("threads", cfg.threads, 1, optional=True)
+    check_number("lr", cfg.lr, positive=True)
+    check_number("weight_decay", cfg.weight_decay, positive=False)
+    check_number("grad_clip", cfg.grad_clip, positive=True)
     for name in ("out_dir", "name"):
-        _text(name, getattr(cfg, name))
+        check_text(name, getattr(cfg, name))
     if "/" in cfg.name or "\\" in cfg.name:
         raise ConfigError(f"name: a file name inside out_dir, not a path (got {cfg.name!r})")
     if not isinstance(cfg.description, str):
         raise ConfigError(f"description: expected a string (got {cfg.description!r})")
 
     d = cfg.data
-    _integer("data.sample_rate_hz", d.sample_rate_hz, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
-    _number("data.excerpt_s", d.excerpt_s, positive=True)
-    _integer("data.excerpts_per_song", d.excerpts_per_song, 1)
-    _integer("data.max_tracks", d.max_tracks, 1)
-    _integer("data.max_songs", d.max_songs, 1, optional=True)
-    _integer("data.workers", d.workers, 0)
+    check_integer("data.sample_rate_hz", d.sample_rate_hz, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+    check_number("data.excerpt_s", d.excerpt_s, positive=True)
+    check_integer("data.excerpts_per_song", d.excerpts_per_song, 1)
+    check_integer("data.max_tracks", d.max_tracks, 1)
+    check_integer("data.max_songs", d.max_songs, 1, optional=True)
+    check_integer("data.workers", d.workers, 0)
     for name in ("songs_root", "refs_root", "cache_dir", "train_split", "val_split"):
-        _text(f"data.{name}", getattr(d, name))
+        check_text(f"data.{name}", getattr(d, name))
 
     w = cfg.loss
-    for name in ("param", "sum_diff_stft", "af"):
-        _number(f"loss.{name}", getattr(w, name), positive=False)
+    check_integer("data.output_samples", d.output_samples, 1)
+    for name in ("param", "sum_diff_stft", "af", "l1", "mrstft"):
+        check_number(f"loss.{name}", getattr(w, name), positive=False)
     if not isinstance(w.fft_sizes, list) or not w.fft_sizes:
         raise ConfigError(f"loss.fft_sizes: expected a non-empty list of integers (got {w.fft_sizes!r})")
     for size in w.fft_sizes:
-        _integer("loss.fft_sizes", size, 16)
+        check_integer("loss.fft_sizes", size, 16)
     if not isinstance(w.level_match, bool):
         raise ConfigError(f"loss.level_match: expected true or false (got {w.level_match!r})")
     if not isinstance(w.param_weights, dict):
@@ -196,7 +72,7 @@ def _check_values(cfg: TrainConfig) -> None:
 
     if not isinstance(cfg.model.sizes, dict):
         raise ConfigError(f"model.sizes: expected a mapping (got {cfg.model.sizes!r})")
-    _text("model.init_from", cfg.model.init_from, optional=True)
+    check_text("model.init_from", cfg.model.init_from, optional=True)
 
 
 def _model_sizes(kind: str, sizes: dict[str, Any]) -> None:
@@ -217,9 +93,9 @@ def _model_sizes(kind: str, sizes: dict[str, Any]) -> None:
     # single band (tried: 1, 2 and 3 bands build, run and give gradients; 0 fails in the first one).
     for key in ("embed_dim", "hidden_dim", "n_mels", "layers", "heads", "ff_dim"):
         if key in values:
-            _integer(f"model.sizes.{key}", values[key], 1)
+            check_integer(f"model.sizes.{key}", values[key], 1)
     channels = values["channels"]
-    if not isinstance(channels, (list, tuple)) or not all(_is_int(c) and c >= 1 for c in channels):
+    if not isinstance(channels, (list, tuple)) or not all(is_int(c) and c >= 1 for c in channels):
         raise ConfigError(f"model.sizes.channels: expected a list of positive integers (got {channels!r})")
     dropout = values["dropout"]
     if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
@@ -250,16 +126,26 @@ def _excerpt_lengths(cfg: TrainConfig) -> None:
                               f"sees ({what} at {d.sample_rate_hz} Hz) (got {size})")
 
 
+AUDIO_NETWORK_KINDS = ("tcn", "wave-u-net")
+"""Audio-to-audio networks, checked by :mod:`automix.train.config_audio_networks`."""
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Check every field's type and range and the sections' consistency; returns ``cfg``
     (``data.method`` normalised to a string). Cheap: run it again after any override."""
     _check_values(cfg)
     if cfg.model.kind in BALANCE_MODEL_SIZES:
         return _validate_balance(cfg)
+    if cfg.model.kind in AUDIO_NETWORK_KINDS:
+        from automix.train.config_audio_networks import validate_audio_network  # it uses this module's checks
+
+        return validate_audio_network(cfg)
     if cfg.model.kind not in ("dmc", "mst"):
-        raise ConfigError(f"model.kind: expected 'dmc', 'mst', 'forest' or 'balance-net', got {cfg.model.kind!r}")
-    if str(cfg.data.method) == "balance":
-        raise ConfigError("data.method balance trains model.kind forest or balance-net")
+        raise ConfigError(f"model.kind: expected 'dmc', 'mst', 'tcn', 'wave-u-net', 'forest' or 'balance-net', "
+                          f"got {cfg.model.kind!r}")
+    if str(cfg.data.method) in ("balance", "strip"):
+        raise ConfigError(f"data.method {cfg.data.method} trains model.kind "
+                          f"{'forest or balance-net' if cfg.data.method == 'balance' else 'tcn'}")
     if str(cfg.data.method) not in get_args(Method):
         raise ConfigError(f"data.method: expected one of {get_args(Method)}, got {cfg.data.method!r}")
     cfg.data.method = str(cfg.data.method)
@@ -293,9 +179,9 @@ def _validate_balance(cfg: TrainConfig) -> TrainConfig:
             if not ok:
                 raise ConfigError(f"model.sizes.{key}: expected a number from 0 to 1 (got {value!r})")
         elif key == "max_depth":
-            _integer(f"model.sizes.{key}", value, 1, optional=True)
+            check_integer(f"model.sizes.{key}", value, 1, optional=True)
         else:
-            _integer(f"model.sizes.{key}", value, 1)
+            check_integer(f"model.sizes.{key}", value, 1)
     sizes = {"width": 128, "heads": 4, **cfg.model.sizes}
     if kind == "balance-net" and sizes["width"] % sizes["heads"]:
         raise ConfigError(f"model.sizes.heads: expected a divisor of width {sizes['width']} (got {sizes['heads']})")
@@ -337,7 +223,7 @@ def load_config(path: Path) -> TrainConfig:
     if isinstance(data, dict) and "data" not in data:
         raise ConfigError(f"{path}: the data section is missing (where the songs, cache and sample rate are)")
     try:
-        return validate(_build(TrainConfig, data, "config"))
+        return validate(build(TrainConfig, data, "config"))
     except TypeError as e:
         raise ConfigError(f"{path}: {one_line(e)}") from None
 

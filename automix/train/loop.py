@@ -37,6 +37,9 @@ from automix.models.checkpoint import build_model, load_checkpoint, save_checkpo
 from automix.train.config import TrainConfig, to_dict
 from automix.train.config import validate as validate_config
 from automix.train.losses import ParameterLoss
+from automix.train.strip_data import StripDataset
+from automix.train.strip_data import collate as strip_collate
+from automix.train.strip_objective import StripObjective
 
 Log = Callable[[str], None]
 STATE_FILE = "state.pt"
@@ -109,6 +112,12 @@ def make_dataset(cfg: TrainConfig, split: str, seed: int, length: int, log: Log)
     m, sr = cfg.data.method, cfg.data.sample_rate_hz
     if m == "1":
         return samplers.Method1Dataset(songs, sr, seed, length, cfg.data.max_tracks)
+    if m == "strip":
+        from automix.models.tcn import TCNConfig, receptive_field
+
+        network = TCNConfig(**cfg.model.sizes)
+        return StripDataset(songs, seed, length, receptive_field(network) + cfg.data.output_samples,
+                            cfg.data.output_samples)
     if m == "2":
         return samplers.Method2Dataset(songs, _references(cfg, split, log), sr, seed, length, cfg.data.max_tracks)
     return samplers.SupervisedDataset(songs, sr, seed, length, cfg.data.max_tracks)
@@ -162,6 +171,12 @@ class Objective(nn.Module):
         mask = batch["track_mask"]
         out = model(batch["stems"], batch["is_stereo"], mask, batch.get("reference"))
         terms: dict[str, Tensor] = {}
+        if isinstance(out, Tensor):  # an end-to-end model (Wave-U-Net): the mix itself, no settings
+            target = batch["target"]
+            terms["sum_diff_stft"] = w.sum_diff_stft * self.stft(level_matched(out, target) if w.level_match
+                                                                 else out, target)
+            total = torch.stack(list(terms.values())).sum()
+            return total, {k: float(v.detach()) for k, v in terms.items()}
         if self.param is not None:
             true = {"track": TRACK.to_normalised(batch["track_params"]), "fx": FX.to_normalised(batch["fx_params"]),
                     "master": MASTER.to_normalised(batch["master_params"])}
@@ -305,7 +320,8 @@ def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log
     else:
         model = build_model(cfg.model.kind, sizes)
     model.to(dev)
-    objective = Objective(cfg).to(dev)
+    objective = (StripObjective(cfg) if cfg.data.method == "strip" else Objective(cfg)).to(dev)
+    collate = strip_collate if cfg.data.method == "strip" else samplers.collate
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg))
     step, best = 0, math.inf
@@ -326,9 +342,9 @@ def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log
     per_step = cfg.batch_size * cfg.grad_accum
     train_set = make_dataset(cfg, cfg.data.train_split, cfg.seed, cfg.steps * per_step * world, log)
     val_set = make_dataset(cfg, cfg.data.val_split, cfg.seed + 1_000_003, cfg.val_batches * cfg.batch_size, log)
-    val_batches = [prepare(samplers.collate([val_set[b * cfg.batch_size + i] for i in range(cfg.batch_size)]),
+    val_batches = [prepare(collate([val_set[b * cfg.batch_size + i] for i in range(cfg.batch_size)]),
                            cfg, dev) for b in range(cfg.val_batches)]
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, collate_fn=samplers.collate,
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, collate_fn=collate,
                         sampler=IndexRange(step * per_step * world + rank, len(train_set), world),
                         num_workers=cfg.data.workers, persistent_workers=cfg.data.workers > 0,
                         generator=torch.Generator().manual_seed(cfg.seed))
