@@ -1,4 +1,4 @@
-"""End-to-end baselines (Wave-U-Net): the network, training through ``run``, and ``mix`` with it.
+"""End-to-end baselines (Wave-U-Net, Demucs-lite): the networks, training through ``run``, and ``mix`` with it.
 
 Shapes and masking; mono stems enter on both channels; chunked processing; training steps
 lower the loss on generated songs; a code-free checkpoint that ``mix --model PATH`` uses; the
@@ -22,24 +22,32 @@ from automix.console.loudness import true_peak_dbtp
 from automix.errors import AutomixError
 from automix.models import registry
 from automix.models.checkpoint import load_checkpoint, save_checkpoint
+from automix.models.demucs_lite import DemucsLite, DemucsLiteConfig
 from automix.models.direct_mixer import DirectModelMixer
 from automix.models.wave_unet import WaveUNet, WaveUNetConfig
 from automix.train.config import ConfigError, load_config, validate
 from automix.train.loop import run as train_run
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "wave-u-net.yaml"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RATE = 16000
-TINY = WaveUNetConfig(sample_rate_hz=RATE, max_tracks=6, levels=3, base_channels=4, growth=4, down_kernel=5,
-                      up_kernel=3)
+TINY = {
+    "wave-u-net": (WaveUNet, WaveUNetConfig(sample_rate_hz=RATE, max_tracks=6, levels=3, base_channels=4, growth=4,
+                                            down_kernel=5, up_kernel=3)),
+    "demucs-lite": (DemucsLite, DemucsLiteConfig(sample_rate_hz=RATE, max_tracks=6, depth=3, channels=4, growth=2,
+                                                 kernel_size=8, stride=4)),
+}
+KINDS = pytest.mark.parametrize("kind", sorted(TINY))
 
 
-def _tiny() -> WaveUNet:
+def _tiny(kind: str = "wave-u-net") -> torch.nn.Module:
     torch.manual_seed(0)
-    return WaveUNet(TINY).eval()
+    network, config = TINY[kind]
+    return network(config).eval()
 
 
-def test_any_length_and_masked_tracks_are_ignored():
-    model = _tiny()
+@KINDS
+def test_any_length_and_masked_tracks_are_ignored(kind):
+    model = _tiny(kind)
     stems = torch.randn(2, 3, 2, 1001)
     stereo = torch.ones(2, 3, dtype=torch.bool)
     mask = torch.tensor([[True, True, False], [True, True, True]])
@@ -57,8 +65,9 @@ def test_any_length_and_masked_tracks_are_ignored():
         model(torch.randn(1, 7, 2, 64))
 
 
-def test_a_mono_stem_enters_on_both_channels():
-    model = _tiny()
+@KINDS
+def test_a_mono_stem_enters_on_both_channels(kind):
+    model = _tiny(kind)
     mono = torch.randn(1, 1, 1, 512)
     console_mono = torch.cat([mono, torch.zeros_like(mono)], dim=2)  # channel 1 silent, flagged mono
     with torch.no_grad():
@@ -67,8 +76,9 @@ def test_a_mono_stem_enters_on_both_channels():
     torch.testing.assert_close(a, b)
 
 
-def test_process_matches_one_pass_on_a_short_song_and_keeps_long_ones_whole():
-    model = _tiny()
+@KINDS
+def test_process_matches_one_pass_on_a_short_song_and_keeps_long_ones_whole(kind):
+    model = _tiny(kind)
     stereo = torch.ones(2, dtype=torch.bool)
     short = torch.randn(2, 2, 3000)
     with torch.no_grad():
@@ -99,11 +109,10 @@ def _write_songs(root: Path) -> None:
             (song / "song.json").write_text(json.dumps({"mix": {"file": "mix.flac"}}))
 
 
-@pytest.fixture
-def tiny_config(tmp_path):
+def _tiny_config(tmp_path: Path, kind: str):
     _write_songs(tmp_path / "songs")
-    cfg = load_config(CONFIG)
-    cfg.model.sizes = {k: v for k, v in vars(TINY).items() if k != "sample_rate_hz"}
+    cfg = load_config(CONFIGS / f"{kind}.yaml")
+    cfg.model.sizes = {k: v for k, v in vars(TINY[kind][1]).items() if k != "sample_rate_hz"}
     cfg.data.songs_root, cfg.data.cache_dir = str(tmp_path / "songs"), str(tmp_path / "cache")
     cfg.data.sample_rate_hz, cfg.data.excerpt_s, cfg.data.excerpts_per_song, cfg.data.max_tracks = RATE, 1.0, 1, 6
     cfg.loss.fft_sizes = [128, 512]
@@ -113,7 +122,14 @@ def tiny_config(tmp_path):
     return validate(cfg)
 
 
-def test_training_steps_lower_the_loss(tiny_config):
+@pytest.fixture
+def tiny_config(tmp_path):
+    return _tiny_config(tmp_path, "wave-u-net")
+
+
+@KINDS
+def test_training_steps_lower_the_loss(tmp_path, kind):
+    tiny_config = _tiny_config(tmp_path, kind)
     torch.set_num_threads(1)
     train_run(tiny_config, progress=False, log=lambda m: None)
     records = [json.loads(line) for line in (Path(tiny_config.out_dir) / "log.jsonl").read_text().splitlines()]
@@ -121,8 +137,8 @@ def test_training_steps_lower_the_loss(tiny_config):
     assert [r["step"] for r in steps] == list(range(1, 31))
     first, last = np.mean([r["loss"] for r in steps[:8]]), np.mean([r["loss"] for r in steps[-8:]])
     assert last < 0.9 * first, (first, last)
-    model, meta = load_checkpoint(Path(tiny_config.out_dir) / "wave-u-net-last")
-    assert isinstance(model, WaveUNet) and meta["config"]["max_tracks"] == 6
+    model, meta = load_checkpoint(Path(tiny_config.out_dir) / f"{kind}-last")
+    assert isinstance(model, TINY[kind][0]) and meta["config"]["max_tracks"] == 6
 
 
 def test_config_errors_name_the_problem(tiny_config):
@@ -137,9 +153,16 @@ def test_config_errors_name_the_problem(tiny_config):
         validate(tiny_config)
 
 
-@pytest.fixture
-def checkpoint(tmp_path) -> Path:
-    save_checkpoint(tmp_path / "ckpt" / "tiny-unet", _tiny(), {"description": "a tiny end-to-end model"})
+def test_a_demucs_stride_longer_than_its_kernel_is_refused(tmp_path):
+    cfg = _tiny_config(tmp_path, "demucs-lite")
+    cfg.model.sizes = {**cfg.model.sizes, "stride": 9}
+    with pytest.raises(ConfigError, match="stride: expected at most kernel_size 8"):
+        validate(cfg)
+
+
+@pytest.fixture(params=sorted(TINY))
+def checkpoint(tmp_path, request) -> Path:
+    save_checkpoint(tmp_path / "ckpt" / "tiny-unet", _tiny(request.param), {"description": "a tiny end-to-end model"})
     return tmp_path / "ckpt" / "tiny-unet"
 
 

@@ -14,7 +14,8 @@ matters (it is not permutation-equivariant like the console models), and it may 
 smear the audio, which a console never does. It is here as the literature's end-to-end
 baseline, measured next to the console models, not as a mixer to prefer. Convolutions are
 zero-padded ("same") instead of the original's valid convolutions with context cropping, and
-:meth:`WaveUNet.process` runs long songs in overlapping chunks with a cross-fade.
+:meth:`WaveUNet.process` runs long songs in overlapping chunks with a cross-fade
+(:mod:`automix.models.chunked`).
 
 Shapes: ``stems (B, T, 2, N)``, ``track_mask (B, T)`` → ``(B, 2, N)``; any ``N`` (padded
 inside to a multiple of ``2 ** levels``).
@@ -28,11 +29,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-PROCESS_CHUNK_S = 8.0
-"""Seconds per forward pass in :meth:`WaveUNet.process`."""
-
-CROSSFADE_S = 0.25
-"""Overlap of neighbouring chunks (s), cross-faded so the zero padding at chunk edges is not heard."""
+from automix.models.chunked import process_in_chunks
+from automix.models.stem_channels import stems_as_channels
 
 
 @dataclass
@@ -72,18 +70,12 @@ class WaveUNet(nn.Module):
     def forward(self, stems: Tensor, is_stereo: Tensor | None = None, track_mask: Tensor | None = None,
                 reference: Tensor | None = None) -> Tensor:
         """``stems (B, T, 2, N)`` (T ≤ ``max_tracks``), ``is_stereo (B, T)``, ``track_mask (B, T)``
-        → mix ``(B, 2, N)``. A mono stem (the console convention: channel 0 holds it, channel 1 is
-        silent) enters on both channels. ``reference`` is accepted for the loop's common call, unused.
+        → mix ``(B, 2, N)`` (inputs: :func:`~automix.models.stem_channels.stems_as_channels`).
+        ``reference`` is accepted for the training loop's common call and unused.
         """
-        b, t, channels, n = stems.shape
         c = self.config
-        if channels != 2 or t > c.max_tracks:
-            raise ValueError(f"stems must be (batch, ≤{c.max_tracks}, 2, samples), got {tuple(stems.shape)}")
-        if is_stereo is not None:
-            stems = torch.where(is_stereo.bool()[..., None, None], stems, stems[:, :, :1].expand_as(stems))
-        if track_mask is not None:
-            stems = stems * track_mask.to(stems.dtype)[..., None, None]
-        x = functional.pad(stems.reshape(b, 2 * t, n), (0, 0, 0, 2 * (c.max_tracks - t)))
+        x = stems_as_channels(stems, is_stereo, track_mask, c.max_tracks)
+        n = x.shape[-1]
         block = 2 ** c.levels
         padded = -(-n // block) * block
         x = functional.pad(x, (0, padded - n))
@@ -98,27 +90,6 @@ class WaveUNet(nn.Module):
             y = functional.leaky_relu(conv(torch.cat([y, skip], dim=1)), 0.2)
         return self.output(torch.cat([y, x], dim=1))[..., :n]
 
-    @torch.no_grad()
     def process(self, stems: Tensor, is_stereo: Tensor) -> Tensor:
-        """A whole song ``stems (T, 2, N)``, ``is_stereo (T,)`` → mix ``(2, N)``, in cross-faded
-        chunks (memory bounded)."""
-        rate = self.config.sample_rate_hz
-        chunk, fade = int(PROCESS_CHUNK_S * rate), int(CROSSFADE_S * rate)
-        n = stems.shape[-1]
-        out = torch.zeros(2, n, dtype=stems.dtype)
-        weight = torch.zeros(n, dtype=stems.dtype)
-        hop = chunk - fade
-        for start in range(0, max(1, n - fade), hop):
-            stop = min(n, start + chunk)
-            piece = self(stems[None, :, :, start:stop], is_stereo[None])[0]
-            ramp = torch.ones(stop - start, dtype=stems.dtype)
-            edge = min(fade, (stop - start) // 2)
-            if start > 0 and edge:
-                ramp[:edge] = torch.linspace(0.0, 1.0, edge + 2, dtype=stems.dtype)[1:-1]
-            if stop < n and edge:
-                ramp[-edge:] = torch.linspace(1.0, 0.0, edge + 2, dtype=stems.dtype)[1:-1]
-            out[:, start:stop] += piece * ramp
-            weight[start:stop] += ramp
-            if stop == n:
-                break
-        return out / weight.clamp_min(1e-6)
+        """A whole song ``stems (T, 2, N)``, ``is_stereo (T,)`` → mix ``(2, N)`` (cross-faded chunks)."""
+        return process_in_chunks(self, stems, is_stereo, self.config.sample_rate_hz)

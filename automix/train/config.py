@@ -126,7 +126,7 @@ def _excerpt_lengths(cfg: TrainConfig) -> None:
                               f"sees ({what} at {d.sample_rate_hz} Hz) (got {size})")
 
 
-AUDIO_NETWORK_KINDS = ("tcn", "wave-u-net")
+AUDIO_NETWORK_KINDS = ("tcn", "wave-u-net", "demucs-lite")
 """Audio-to-audio networks, checked by :mod:`automix.train.config_audio_networks`."""
 
 
@@ -141,7 +141,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
         return validate_audio_network(cfg)
     if cfg.model.kind not in ("dmc", "mst"):
-        raise ConfigError(f"model.kind: expected 'dmc', 'mst', 'tcn', 'wave-u-net', 'forest' or 'balance-net', "
+        raise ConfigError(f"model.kind: expected 'dmc', 'mst', 'tcn', 'wave-u-net', 'demucs-lite', 'forest' or 'balance-net', "
                           f"got {cfg.model.kind!r}")
     if str(cfg.data.method) in ("balance", "strip"):
         raise ConfigError(f"data.method {cfg.data.method} trains model.kind "

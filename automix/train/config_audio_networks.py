@@ -1,6 +1,6 @@
 """Training configs of the audio-to-audio networks: the transformation network (``tcn``, data
-method ``strip``) and the end-to-end baselines (``wave-u-net``, method ``supervised``: the stems
-and the song's own mix). Called by :func:`automix.train.config.validate`."""
+method ``strip``) and the end-to-end baselines (``wave-u-net``, ``demucs-lite``; method
+``supervised``: the stems and the song's own mix). Called by :func:`automix.train.config.validate`."""
 
 from __future__ import annotations
 
@@ -45,23 +45,29 @@ def _validate_strip(cfg: TrainConfig) -> TrainConfig:
 
 
 def _validate_end_to_end(cfg: TrainConfig) -> TrainConfig:
-    """A Wave-U-Net config: method supervised (the target is the song's mix), known sizes, at most
-    the network's input tracks per example, and the sum/difference STFT loss alone."""
-    from automix.models.wave_unet import WaveUNetConfig  # torch: only when such a config is checked
+    """A Wave-U-Net or Demucs-lite config: method supervised (the target is the song's mix), known
+    sizes, at most the network's input tracks per example, and the sum/difference STFT loss alone."""
+    from automix.models.demucs_lite import DemucsLiteConfig  # torch: only when such a config is checked
+    from automix.models.wave_unet import WaveUNetConfig
+
+    config_class = WaveUNetConfig if cfg.model.kind == "wave-u-net" else DemucsLiteConfig
 
     if str(cfg.data.method) != "supervised":
         raise ConfigError(f"data.method: a {cfg.model.kind} model trains with method 'supervised' "
                           f"(stems and their mix; got {cfg.data.method!r})")
     cfg.data.method = "supervised"
-    known = sorted(set(dataclasses.asdict(WaveUNetConfig())) - {"sample_rate_hz"})
+    known = sorted(set(dataclasses.asdict(config_class())) - {"sample_rate_hz"})
     for key, value in cfg.model.sizes.items():
         if key not in known:
             raise ConfigError(f"model.sizes.{key}: unknown size of a {cfg.model.kind} model (known: {', '.join(known)})")
         check_integer(f"model.sizes.{key}", value, 1)
-    network = WaveUNetConfig(**cfg.model.sizes)
-    for key in ("down_kernel", "up_kernel"):
+    network = config_class(**cfg.model.sizes)
+    for key in ("down_kernel", "up_kernel") if cfg.model.kind == "wave-u-net" else ():
         if getattr(network, key) % 2 == 0:
             raise ConfigError(f"model.sizes.{key}: expected an odd number (got {getattr(network, key)})")
+    if cfg.model.kind == "demucs-lite" and network.stride > network.kernel_size:
+        raise ConfigError(f"model.sizes.stride: expected at most kernel_size {network.kernel_size} "
+                          f"(got {network.stride}): a longer stride would skip samples")
     if cfg.data.max_tracks > network.max_tracks:
         raise ConfigError(f"data.max_tracks: the network takes at most model.sizes.max_tracks {network.max_tracks} "
                           f"stems (got {cfg.data.max_tracks})")
@@ -78,5 +84,5 @@ def _validate_end_to_end(cfg: TrainConfig) -> TrainConfig:
 
 
 def validate_audio_network(cfg: TrainConfig) -> TrainConfig:
-    """Check a ``tcn`` or ``wave-u-net`` config; returns it (``data.method`` normalised)."""
+    """Check a ``tcn``, ``wave-u-net`` or ``demucs-lite`` config; returns it (``data.method`` normalised)."""
     return _validate_strip(cfg) if cfg.model.kind == "tcn" else _validate_end_to_end(cfg)
