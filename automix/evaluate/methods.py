@@ -84,20 +84,26 @@ def predict_settings(method: str, song: SongAudio, *, seed: int, reference: np.n
     return ride_faders(settings, song.stems, song.sample_rate) if automate else settings
 
 
+def method_is_direct(method: str, extra: Mapping[str, MixerFactory] | None = None) -> bool:
+    """Whether ``method`` is an end-to-end model (:func:`~automix.mixers.base.outputs_audio`):
+    it outputs audio, so it has no settings to render."""
+    from automix.mixers.base import outputs_audio
+
+    return method != ORACLE_METHOD and outputs_audio(_mixer(method, extra))
+
+
 def direct_mix(method: str, song: SongAudio, *, seed: int,
-               extra: Mapping[str, MixerFactory] | None = None) -> np.ndarray | None:
-    """An end-to-end model's finalized mix ``(2, N)`` of the song; None when ``method`` is not one
-    (:func:`~automix.mixers.base.outputs_audio`): such a method has no settings to render."""
+               extra: Mapping[str, MixerFactory] | None = None) -> np.ndarray:
+    """An end-to-end model's finalized mix ``(2, N)`` of the song (see :func:`method_is_direct`).
+
+    Raises:
+        AutomixError: the model cannot mix this song (e.g. more stems than its inputs).
+    """
     from automix.console.finalize import finalize
     from automix.console.schema import DEFAULT_CEILING_DBTP, DEFAULT_TARGET_LUFS
     from automix.direct_mix import predicted_audio
-    from automix.mixers.base import outputs_audio
 
-    if method == ORACLE_METHOD:
-        return None
     mixer = _mixer(method, extra)
-    if not outputs_audio(mixer):
-        return None
     audio = predicted_audio(mixer, list(song.stems), song.sample_rate, seed)
     final, _ = finalize(audio, song.sample_rate, DEFAULT_TARGET_LUFS, DEFAULT_CEILING_DBTP)
     return final

@@ -33,7 +33,14 @@ from automix.evaluate.layout import (
     settings_file,
 )
 from automix.evaluate.measure_song import known_truth, measure_mix, song_context
-from automix.evaluate.methods import MixerFactory, check_methods, direct_mix, predict_settings, render_mix
+from automix.evaluate.methods import (
+    MixerFactory,
+    check_methods,
+    direct_mix,
+    method_is_direct,
+    predict_settings,
+    render_mix,
+)
 from automix.evaluate.report import write_report
 from automix.evaluate.results import Row, check_config, completed_pairs, read_completed, row, write_rows
 from automix.evaluate.selection import find_references, pair_reference, select_songs
@@ -88,8 +95,12 @@ def evaluate_song(task: SongTask) -> SongOutcome:
             mix = song.target if method == TARGET_METHOD else reference
             if mix is None:
                 continue
-        elif (direct := direct_mix(method, song, seed=task.seed, extra=task.extra)) is not None:
-            mix = direct  # an end-to-end model: no settings to write
+        elif method_is_direct(method, task.extra):  # an end-to-end model: its audio, no settings to write
+            try:
+                mix = direct_mix(method, song, seed=task.seed, extra=task.extra)
+            except AutomixError as e:  # e.g. more stems than its fixed inputs: this song only
+                outcome.notes.append(f"{song.name}: {method} skipped: {e}")
+                continue
         else:
             settings = predict_settings(method, song, seed=task.seed, reference=reference, extra=task.extra,
                                         automate=task.automate)

@@ -20,10 +20,16 @@ CROSSFADE_S = 0.25
 
 
 @torch.no_grad()
-def process_in_chunks(network: nn.Module, stems: Tensor, is_stereo: Tensor, sample_rate: int) -> Tensor:
+def process_in_chunks(network: nn.Module, stems: Tensor, is_stereo: Tensor, sample_rate: int,
+                      alignment: int = 1) -> Tensor:
     """``network(stems (1, T, 2, n), is_stereo (1, T)) → (1, 2, n)`` over a whole song:
-    ``stems (T, 2, N)``, ``is_stereo (T,)`` → ``(2, N)``."""
-    chunk, fade = int(PROCESS_CHUNK_S * sample_rate), int(CROSSFADE_S * sample_rate)
+    ``stems (T, 2, N)``, ``is_stereo (T,)`` → ``(2, N)``.
+
+    ``alignment``: chunks start on multiples of it (the network's total down-sampling factor), so
+    every chunk sees the song on the same decimation grid as a single pass would.
+    """
+    fade = -(-int(CROSSFADE_S * sample_rate) // alignment) * alignment
+    chunk = -(-int(PROCESS_CHUNK_S * sample_rate) // alignment) * alignment + fade
     n = stems.shape[-1]
     out = torch.zeros(2, n, dtype=stems.dtype, device=stems.device)
     weight = torch.zeros(n, dtype=stems.dtype, device=stems.device)

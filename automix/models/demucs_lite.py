@@ -90,4 +90,4 @@ class DemucsLite(nn.Module):
 
     def process(self, stems: Tensor, is_stereo: Tensor) -> Tensor:
         """A whole song ``stems (T, 2, N)``, ``is_stereo (T,)`` → mix ``(2, N)`` (cross-faded chunks)."""
-        return process_in_chunks(self, stems, is_stereo, self.config.sample_rate_hz)
+        return process_in_chunks(self, stems, is_stereo, self.config.sample_rate_hz, self.config.stride ** self.config.depth)
