@@ -89,6 +89,8 @@ def reverse_command(
     steps: Annotated[int, typer.Option("--steps", help="Optimisation steps (0 = the start only: least-squares "
                                        "faders, pans and widths, or fitted EQ curves when clearly better).",
                                        min=0)] = 60,
+    static: Annotated[bool, typer.Option("--static", help="One setting per track for the whole song: no fader "
+                                         "rides fitted between sections.")] = False,
     sample_rate: SampleRate = None,
     strict: Strict = False,
     force: Force = False,
@@ -101,6 +103,6 @@ def reverse_command(
     report = Reporter(quiet, json_out)
     with report.progress() as progress:
         result = reverse(stems_dir, mix, out, steps=steps, sample_rate=sample_rate, force=force,
-                         progress=progress, log=report.log, strict=strict)
+                         progress=progress, log=report.log, strict=strict, automate=not static)
     report.emit(result.to_json(), f"{result.report()}\nwrote {result.params_path}")
 

@@ -58,9 +58,16 @@ def write_warmup_stems(folder: Path, seconds: float = WARMUP_SECONDS) -> Path:
 
 
 def _analysis_kernels() -> None:
-    """Kernels the mix path does not reach (reverse, eval, style transfer measure with them)."""
+    """Kernels the mix path does not reach (reverse, eval, style transfer measure with them;
+    ``render`` of a mix.json with EQ-band lanes runs the time-varying section)."""
     from automix.console.compressor import detector_power, smoothed_gain
+    from automix.console.eq_ride import EQ_UPDATE_SAMPLES
+    from automix.console.render_kernels import _varying_section
     from automix.mixers.descriptors import frame_power
+
+    identity = np.tile(np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]), (4, 1))
+    y = np.zeros((2, 4 * EQ_UPDATE_SAMPLES))
+    _varying_section(y, identity, 0, EQ_UPDATE_SAMPLES, np.zeros((2, 2)), 0.0, np.zeros(1), np.zeros(y.shape[1]), 1e-12)
 
     x = np.stack([_tone(220.0, 1.0, WARMUP_RATE_HZ, 0)] * 2)
     power = detector_power(x, WARMUP_RATE_HZ)

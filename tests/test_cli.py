@@ -116,7 +116,7 @@ def test_mix_stems_out(song_dir, tmp_path):
 def test_models_lists_builtins():
     result = run("models")
     assert result.exit_code == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()][:4] == ["rules", "mono", "equal-loudness",
+    assert [line.split()[0] for line in result.stdout.splitlines() if line.strip()][:4] == ["rules", "mono", "equal-loudness",
                                                                            "random"]
     data = summary(run("models", "--json"))
     assert "rules" in data and "random" in data

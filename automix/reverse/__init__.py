@@ -28,6 +28,11 @@ differentiable console's output matches the given mix. Steps of :func:`reverse`:
    residual ``10·log10(Σ(rendered − target)² / Σ target²)`` in dB, per-track gain, pan and compressor.
    A fit further from the mix than silence (residual above :data:`MAX_RESIDUAL_DB`) is
    refused and nothing is written.
+5. **Ride** (:mod:`automix.reverse.rides`, unless ``automate=False``): where some track's level
+   in the mix against the static fit changes between sections by more than
+   :data:`~automix.reverse.rides.RIDE_SPREAD_DB`, its fader gets a per-section lane (least-squares
+   offsets per section), kept if the whole-song residual drops; steady mixes stay static. The
+   refusal of step 4 judges what is written: the ridden fit when rides were kept.
 
 Level: the target mix has its own loudness. The written ``mix.json`` sets ``target_lufs`` to
 the target's measured integrated loudness and the true-peak ceiling just above the target's
@@ -38,10 +43,11 @@ own true peak, so ``automix render`` reproduces the target's level (finalize the
 from automix.reverse.align import Alignment, align_mix
 from automix.reverse.command import MAX_RESIDUAL_DB, ReverseResult, level_targets, render_fit, reverse
 from automix.reverse.fit import DEFAULT_REVERSE_STEPS, fit_settings, residual_db
+from automix.reverse.rides import RideFit, fit_rides
 from automix.reverse.start import choose_start, initial_settings, least_squares_strips, structured_start
 
 __all__ = [
-    "DEFAULT_REVERSE_STEPS", "MAX_RESIDUAL_DB", "Alignment", "ReverseResult", "align_mix", "choose_start",
-    "fit_settings", "initial_settings", "least_squares_strips", "level_targets", "render_fit", "residual_db",
+    "DEFAULT_REVERSE_STEPS", "MAX_RESIDUAL_DB", "Alignment", "ReverseResult", "RideFit", "align_mix", "choose_start",
+    "fit_rides", "fit_settings", "initial_settings", "least_squares_strips", "level_targets", "render_fit", "residual_db",
     "reverse", "structured_start",
 ]

@@ -33,6 +33,7 @@ from automix.reverse.fit import (
     fit_settings,
     residual_db,
 )
+from automix.reverse.rides import RideFit, fit_rides
 from automix.reverse.start import choose_start
 
 MAX_RESIDUAL_DB = 0.0
@@ -80,6 +81,8 @@ class ReverseResult:
     """Per track ``(ratio, threshold_db)`` of the fitted compressor, None where it is off."""
     seconds: float
     notes: list[str] = field(default_factory=list)
+    rides: RideFit | None = None
+    """The per-section fader rides fitted after the static fit (None with ``automate=False``)."""
 
     def to_json(self) -> dict[str, Any]:
         def r(x: float, digits: int = 2) -> float:
@@ -95,6 +98,7 @@ class ReverseResult:
             "tracks": [{"name": n, "gain_db": r(g), "pan": r(p, 3),
                         "compressor": None if c is None else {"ratio": r(c[0]), "threshold_db": r(c[1], 1)}}
                        for n, g, p, c in zip(self.tracks, self.gains_db, self.pans, self.compressors)],
+            "rides": None if self.rides is None else self.rides.to_json(),
             "seconds": r(self.seconds), "notes": list(self.notes),
         }
 
@@ -105,12 +109,15 @@ class ReverseResult:
             (f"aligned: mix offset {self.lag_samples} samples ({self.lag_samples / self.sample_rate * 1000:.1f} ms), "
             f"fit correlation {self.correlation:.3f}"),
             (f"residual: {self.residual_db_initial:.1f} dB ({start_label(self.start)}) → {self.residual_db:.1f} dB "
-            f"after {self.steps} steps (loss {self.loss_before:.3f} → {self.loss_after:.3f})"),
+            f"after {self.steps} steps{' and fader rides' if self.rides is not None and self.rides.fitted else ''} "
+            f"(loss {self.loss_before:.3f} → {self.loss_after:.3f})"),
             f"level: target {self.target_lufs:.1f} LUFS, ceiling {self.ceiling_dbtp:.1f} dBTP",
             f"{'track':<{width}}  gain dB    pan  compressor",
         ]
         lines += [f"{n:<{width}}  {g:+7.2f}  {p:+.3f}  {'—' if c is None else f'{c[0]:.1f}:1 at {c[1]:.1f} dB'}"
                   for n, g, p, c in zip(self.tracks, self.gains_db, self.pans, self.compressors)]
+        if self.rides is not None:
+            lines.append(self.rides.summary())
         return "\n".join(lines)
 
 
@@ -149,6 +156,7 @@ def reverse(
     progress: Callable[[str, float], None] | None = None,
     log: Callable[[str], None] | None = None,
     strict: bool = False,
+    automate: bool = True,
 ) -> ReverseResult:
     """Estimate the console settings that turn the stems in ``stems_dir`` into ``mix_path``.
 
@@ -162,6 +170,8 @@ def reverse(
         force: overwrite ``out_json``.
         progress: ``(step name, fraction)`` callback; log: one-line notes.
         strict: refuse stems with NaN/Inf samples instead of silencing damaged samples.
+        automate: after the static fit, fit per-section fader rides where the mix's balance moves
+            (:mod:`automix.reverse.rides`); False keeps one setting per track (``--static``).
 
     Raises:
         AutomixError: bad inputs, an unrelated mix, an existing output without ``force``.
@@ -229,6 +239,14 @@ def reverse(
         notes.append(f"kept the start: the {steps} fit steps lowered the spectral loss but left the waveform "
                      f"further from the mix ({residual:.1f} dB against {residual_initial:.1f} dB)")
         settings, residual = start, residual_initial
+    rides = None
+    if automate:
+        step("rides", 0.0)
+        rides = fit_rides(audio, settings, target, rate, residual,
+                          lambda ridden: residual_db(render_fit(audio, ridden, rate), target))
+        if rides.fitted and rides.residual_db is not None:
+            settings, residual = rides.settings, rides.residual_db
+        step("rides", 1.0)
     if residual > MAX_RESIDUAL_DB:
         raise AutomixError(
             f"the fit does not reproduce the mix (residual {residual:+.1f} dB > {MAX_RESIDUAL_DB:g} dB, "
@@ -247,5 +265,5 @@ def reverse(
         pans=[float(v) for v in settings.track[:, TRACK.index("pan")]],
         compressors=[(float(row[TRACK.index("compressor.ratio")]), float(row[TRACK.index("compressor.threshold_db")]))
                      if row[TRACK.index("compressor.ratio")] > 1.0 else None for row in settings.track],
-        seconds=time.perf_counter() - started, notes=notes,
+        seconds=time.perf_counter() - started, notes=notes, rides=rides,
     )
