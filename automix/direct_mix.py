@@ -20,8 +20,8 @@ import numpy as np
 
 from automix.console.settings import DIRECT_FORMAT_NAME
 from automix.errors import AutomixError
-from automix.io import Stem, write_audio, write_text_atomic
-from automix.mix_writer import MixResult, Progress, quantisation_gain, report_step
+from automix.io import Stem
+from automix.mix_writer import MixResult, Progress, quantisation_gain, report_step, write_mix_pair
 from automix.mixers.base import AudioMixer
 from automix.output_plan import OutputPlan
 
@@ -61,7 +61,8 @@ def check_direct_options(model: str, stems_out: Path | None, daw: str | None) ->
 def write_direct_mix(mixer: AudioMixer, stems: list[Stem], sample_rate: int, plan: OutputPlan, *, seed: int,
                      target_lufs: float, ceiling_dbtp: float, force: bool, bit_depth: str, notes: list[str],
                      started: float, progress: Progress | None) -> MixResult:
-    """Run ``mixer`` on ``stems``, finalize and write the mix and its JSON (atomically)."""
+    """Run ``mixer`` on ``stems``, finalize and write the mix and its JSON (atomically, as a pair:
+    :func:`~automix.mix_writer.write_mix_pair`)."""
     from automix.console.finalize import finalize
 
     report_step(progress, "analyse", 0.0)
@@ -72,10 +73,9 @@ def write_direct_mix(mixer: AudioMixer, stems: list[Stem], sample_rate: int, pla
     report_step(progress, "finalize", 1.0)
     report_step(progress, "write", 0.0)
     gain = quantisation_gain(bit_depth, ceiling_dbtp)
-    write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs, gain=gain)
-    if plan.params_out is not None:
-        text = direct_json(mixer.name, [s.name for s in stems], sample_rate, target_lufs, ceiling_dbtp)
-        write_text_atomic(plan.params_out, text, force=force, protect=plan.inputs)
+    text = (direct_json(mixer.name, [s.name for s in stems], sample_rate, target_lufs, ceiling_dbtp)
+            if plan.params_out is not None else None)
+    write_mix_pair(plan, final, sample_rate, bit_depth, gain=gain, params_text=text, force=force)
     report_step(progress, "write", 1.0)
     frames = stems[0].frames
     return MixResult(

@@ -55,6 +55,20 @@ def decoded_bytes(files: list[Path], sample_rate: int | None = None) -> int:
     return total
 
 
+def direct_stream_note(model: str, stems_dir: Path, sample_rate: int | None, stream: bool | None) -> str | None:
+    """The note for an end-to-end model asked to stream (``stream=True``), or whose stems are
+    large enough that a console mix would stream them (``stream=None``): it cannot, it needs
+    every stem at once, so the stems are loaded and the mix is made in memory. None otherwise."""
+    if stream is False:
+        return None
+    if stream is None:
+        files, _ = scan_folder(stems_dir)
+        if decoded_bytes(files, sample_rate) <= STREAM_ABOVE_BYTES:
+            return None
+    return (f"note: {model} is an end-to-end model: it needs every stem at once, so the stems are loaded and "
+            "the mix is rendered in memory (not streamed from disk)")
+
+
 def note_cold_kernels(log: Log | None) -> None:
     """Say so when the audio kernels are not compiled yet: the first run would otherwise look slow."""
     from automix.kernel_cache import cold_kernels
@@ -149,7 +163,8 @@ def mix(
         progress, log: callbacks for the CLI (steps with fractions; one-line notes).
         stream: read the stems block by block from disk and keep the mix in scratch files
             (memory independent of song length); None = when the stems would take more than
-            :data:`STREAM_ABOVE_BYTES` in memory. Same output either way.
+            :data:`STREAM_ABOVE_BYTES` in memory. Same output either way. An end-to-end model
+            cannot stream (it needs every stem at once): it loads them, with a note to ``log``.
         strict: refuse stems with NaN/Inf samples instead of silencing damaged samples (see
             :mod:`automix.io`).
         daw: also write a session for this DAW beside ``out`` (``"reaper"``: ``mix.rpp``; see
@@ -175,8 +190,10 @@ def mix(
     direct = outputs_audio(mixer)
     if direct:
         check_direct_options(model, plan.stems_out, daw)
+        if log is not None and (note := direct_stream_note(model, Path(stems_dir), sample_rate, stream)):
+            log(note)
     report_step(progress, "load", 0.0)
-    # An end-to-end network needs every stem at once: it reads no stream.
+    # An end-to-end network needs every stem at once: it reads no stream (the note above says so).
     stems, rate, notes = _load(Path(stems_dir), sample_rate, log, False if direct else stream, strict)
     try:
         report_step(progress, "load", 1.0)
@@ -279,5 +296,6 @@ def match_stems(stems: list, settings: MixSettings, stems_dir: Path, params: Pat
 
 __all__ = [
     "FX_RETURN_NAME", "Log", "MixResult", "Progress", "add_stem_notes", "check_finalize_option", "check_predicted",
-    "log_notes", "match_stems", "mix", "note_cold_kernels", "plan_outputs", "render", "render_and_write", "report_step",
+    "direct_stream_note", "log_notes", "match_stems", "mix", "note_cold_kernels", "plan_outputs", "render",
+    "render_and_write", "report_step",
 ]

@@ -2,7 +2,9 @@
 
 Streamed stems keep the mix in scratch files on disk, loaded stems keep it in memory (same
 samples); processed stems, the reverb return, ``mix.json`` and the DAW session are written
-atomically beside the mix.
+atomically beside the mix. The mix and its ``mix.json`` are written as a pair
+(:func:`write_mix_pair`): both go to temporary files first and are moved into place only once
+both are complete, so a failure before the moves leaves the previous pair as it was.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from typing import Any
 import numpy as np
 
 from automix.console.settings import MixSettings, dumps
+from automix.errors import OutputExistsError
 from automix.io import (
     QUANTISATION_STEPS,
+    WRITE_BLOCK_SAMPLES,
     AudioWriter,
     ScratchAudio,
     Stem,
     StemFile,
-    write_audio,
-    write_text_atomic,
+    write_atomic,
 )
 from automix.output_plan import OutputPlan
 
@@ -115,6 +118,34 @@ def report_step(progress: Progress | None, name: str, fraction: float) -> None:
         progress(name, fraction)
 
 
+def write_mix_pair(plan: OutputPlan, audio: np.ndarray | ScratchAudio, sample_rate: int, bit_depth: str, *,
+                   gain: float, params_text: str | None, force: bool) -> None:
+    """Write the mix (``plan.out``, times ``gain``) and, if ``plan.params_out``, its JSON
+    ``params_text`` as a pair: the audio goes to a temp file (:class:`AudioWriter`), the JSON to
+    another (:func:`write_atomic`), both in their destination folders; only when both are
+    complete are they moved into place, the mix first, the JSON right after. Anything that fails
+    before the moves (a full disk, an output that appeared without ``force``) leaves both
+    destinations as they were and removes the temp files."""
+    channels, frames = audio.shape
+    with AudioWriter(plan.out, channels, sample_rate, bit_depth, force=force, protect=plan.inputs) as writer:
+        for start in range(0, frames, WRITE_BLOCK_SAMPLES):
+            stop = min(start + WRITE_BLOCK_SAMPLES, frames)
+            block = audio.read(start, stop) if isinstance(audio, ScratchAudio) else audio[:, start:stop]
+            writer.write(block if gain == 1.0 else block * np.float32(gain))
+        if plan.params_out is None or params_text is None:
+            writer.commit()
+            return
+        params_out = Path(plan.params_out)
+
+        def fill_params_then_commit_mix(tmp: Path) -> None:
+            tmp.write_text(params_text, encoding="utf-8")  # the JSON is complete in its temp file...
+            if not force and params_out.exists():  # (appeared while we were working: refuse before any move)
+                raise OutputExistsError(f"{params_out}: exists (use --force to overwrite)")
+            writer.commit()  # ...so the mix moves into place, and write_atomic moves the JSON right after
+
+        write_atomic(params_out, fill_params_then_commit_mix, force=force, protect=plan.inputs)
+
+
 def render_and_write(
     stems: list[Stem] | list[StemFile], sample_rate: int, settings: MixSettings, plan: OutputPlan, *, force: bool,
     bit_depth: str, notes: list[str], started: float, progress: Progress | None,
@@ -149,9 +180,8 @@ def render_and_write(
 
         report_step(progress, "write", 0.0)
         gain = quantisation_gain(bit_depth, settings.ceiling_dbtp)
-        write_audio(plan.out, final, sample_rate, bit_depth, force=force, protect=plan.inputs, gain=gain)
-        if plan.params_out is not None:
-            write_text_atomic(plan.params_out, dumps(settings), force=force, protect=plan.inputs)
+        write_mix_pair(plan, final, sample_rate, bit_depth, gain=gain,
+                       params_text=dumps(settings) if plan.params_out is not None else None, force=force)
         stem_files = [w.commit() for w in writers]
         reverb_return = fx_writer.commit() if fx_writer is not None else None
         stem_files += [reverb_return] if reverb_return is not None else []

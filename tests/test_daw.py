@@ -219,3 +219,38 @@ def test_style_transfer_writes_the_session_too(song: Path, tmp_path: Path, synth
     project = parse_rpp(out.with_suffix(".rpp").read_text(encoding="utf-8"))
     settings = load_params(out.with_suffix(".json"))
     assert {Path(n).stem for n in settings.track_names} <= set(_tracks(project))
+
+
+def test_a_ridden_eq_band_is_noted_as_ridden_with_its_range_not_its_static_gain(song: Path, tmp_path: Path) -> None:
+    """Issue 15: a band with a gain lane renders the lane, not its static gain; the session
+    (which writes no envelopes) says so in the notes with the lane's range."""
+    from automix.console.automation import Lane
+    from automix.daw.reaper import processing_summary
+
+    out = tmp_path / "mix.wav"
+    assert run("mix", song, "-o", out, "--model", "rules").exit_code == 0
+    settings = load_params(out.with_suffix(".json"))
+    i = settings.track_names.index("kick.wav")
+    for name in TRACK.names:
+        if name.startswith(("eq.", "compressor.")) or name == "width":
+            settings.set(i, name, TRACK.spec(name).default)
+    settings.set(i, "eq.highpass.freq_hz", TRACK.spec("eq.highpass.freq_hz").minimum)
+    settings.set(i, "compressor.ratio", 1.0)
+    settings.set(i, "eq.band_2.gain_db", -5.0)  # the static gain: not what plays
+    settings.set(i, "eq.band_2.freq_hz", 646.0)
+    settings.set(i, "eq.band_2.q", 4.0)
+    settings.automation.setdefault("kick.wav", {})["eq.band_2.gain_db"] = Lane((0.0, 0.5, 1.0), (-4.0, 3.0, 1.5))
+    summary = processing_summary(settings, i)
+    assert summary == "band_2 ridden -4 dB…+3 dB at 646 Hz (automated; its lane is in mix.json, not in this session)"
+    assert "-5 dB" not in summary
+    settings.set(i, "eq.band_3.gain_db", 2.0)  # a static band beside the ridden one is still described
+    settings.set(i, "eq.band_3.freq_hz", 2500.0)
+    assert processing_summary(settings, i).startswith("+2 dB at 2.5 kHz")
+
+    # and the written project's notes carry it
+    from automix.daw import write_session
+
+    project = write_session("reaper", tmp_path / "ridden.rpp", settings,
+                            {s: song / s for s in settings.track_names}, duration_s=2.0)
+    text = project.read_text()
+    assert re.search(r"\|  kick: [^\n]*band_2 ridden -4 dB…\+3 dB at 646 Hz \(automated", text), text

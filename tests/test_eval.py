@@ -247,5 +247,11 @@ def test_end_to_end_mixers_are_measured_from_their_audio(tmp_path: Path) -> None
     balance = result.summary["metrics"]["balance_error_db"]
     assert balance["known-audio"]["mean"] < 0.5 and balance["flipped-audio"]["mean"] > 2.0
     assert result.summary["metrics"]["integrated_lufs"]["known-audio"]["mean"] == pytest.approx(-14.0, abs=0.3)
+    # the artifact measures and the AF loss to the target are reported for a mix with a target
+    metrics = result.summary["metrics"]
+    # (the known-gains mix is the target itself: no residual, so no flatness for it)
+    assert metrics["residual_flatness_db"]["flipped-audio"]["n"] == 2
+    assert metrics["residual_flatness_db"]["flipped-audio"]["mean"] < -10.0  # a balance difference is tonal
+    assert metrics["target_af_loss"]["known-audio"]["mean"] < metrics["target_af_loss"]["flipped-audio"]["mean"]
     # no settings file: an end-to-end mix has none
     assert not list((tmp_path / "report").rglob("*known-audio*.json"))

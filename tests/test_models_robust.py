@@ -122,7 +122,7 @@ def test_predict_and_render_hostile_stems(model, sets):
         stems = [Stem(file_name, audio, SR) for file_name, audio in files.items()]
         where = f"{model} on {name}"
         if outputs_audio(mixer):  # an end-to-end model: its audio through the output stage
-            if len(stems) > mixer.max_tracks:
+            if mixer.max_tracks is not None and len(stems) > mixer.max_tracks:
                 with pytest.raises(AutomixError, match=f"at most {mixer.max_tracks} stems"):
                     mixer.mix_audio(stems, SR)
                 continue

@@ -191,3 +191,35 @@ def test_config_errors_name_the_problem(tiny_config, tmp_path):
     tiny_config.model.sizes = {**tiny_config.model.sizes, "n_blocks": 2, "kernel_size": 3, "dilation": 2}
     with pytest.raises(ConfigError, match="model.sizes.dilation: unknown size"):
         validate(tiny_config)
+
+
+def test_process_in_many_chunks_matches_one_chunk(monkeypatch):
+    """The multi-chunk branch of :meth:`TCN.process`: each chunk is cut from the padded signal with
+    ``receptive_field − 1`` samples of context, so every output sample sees exactly the input
+    samples it sees in one pass (zero padding only at the signal's ends, batch norm per sample in
+    eval mode, no other cross-sample operation). The results are therefore the same numbers up
+    to float32 rounding: convolutions over inputs of other lengths may sum in another order, a
+    few ulp per layer, so 1e-5 of the output's peak (about 100 float32 ulp) is ample, while a chunk
+    missing context is wrong by far more (checked below, so the tolerance can fail)."""
+    from automix.models import tcn
+
+    torch.manual_seed(1)
+    model = TCN(TCNConfig(sample_rate_hz=RATE, n_blocks=5, channels=4, kernel_size=3, dilation_growth=2,
+                          dilation_cycle=10, cond_dim=8)).eval()
+    rf = model.receptive_field
+    assert rf == 63
+    x = torch.randn(2, 1, 1000)
+    params = torch.rand(2, len(STRIP_PARAMS))
+    with torch.no_grad():
+        one = model.process(x, params)  # 1000 < PROCESS_CHUNK: one forward pass
+        assert x.shape[-1] < tcn.PROCESS_CHUNK
+        monkeypatch.setattr(tcn, "PROCESS_CHUNK", 50)  # shorter than the receptive field: 20 chunks
+        many = model.process(x, params)
+        # the same chunks each padded on their own (no context from their neighbours) differ a lot
+        half = (rf - 1) // 2
+        blind = torch.cat([model(torch.nn.functional.pad(x[..., s: s + 50], (half, half)), params)
+                           for s in range(0, 1000, 50)], dim=-1)
+    assert many.shape == one.shape == x.shape
+    tol = 1e-5 * float(one.abs().max())
+    assert float((many - one).abs().max()) <= tol
+    assert float((blind - one).abs().max()) > 100 * tol

@@ -337,8 +337,16 @@ class Method2Dataset(_Base):
         return item
 
 
+def _track_groups(song: CachedSong, tracks: np.ndarray) -> torch.Tensor:
+    """``(tracks,)`` int64: each stem's instrument group from its file name (the DAE's routing)."""
+    from automix.models.dae import groups_of  # torch is loaded already; the model module is not needed before
+
+    return torch.tensor(groups_of([song.stem_names[int(k)] for k in tracks]), dtype=torch.long)
+
+
 class SupervisedDataset(_Base):
-    """Stems + the song's own mix of the same excerpt (``target``)."""
+    """Stems + the song's own mix of the same excerpt (``target``), and each stem's group id
+    (``track_groups``, :func:`automix.models.dae.group_of` of its file name)."""
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = self._rng(index)
@@ -348,12 +356,13 @@ class SupervisedDataset(_Base):
         tracks = active[: self.max_tracks]
         item["stems"] = torch.from_numpy(np.asarray(song.stems()[excerpt][tracks], dtype=np.float32))
         item["is_stereo"] = torch.from_numpy(song.is_stereo[tracks].copy())
+        item["track_groups"] = _track_groups(song, tracks)
         item["target"] = torch.from_numpy(np.asarray(song.mix()[excerpt], dtype=np.float32))
         return item
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack samples, padding the track axis; adds ``track_mask`` ``(B, T)``."""
+    """Stack samples, padding the track axis (padding: zeros, group 0); adds ``track_mask`` ``(B, T)``."""
     t_max = max(it["stems"].shape[0] for it in items)
     out: dict[str, torch.Tensor] = {}
     mask = torch.zeros(len(items), t_max, dtype=torch.bool)
@@ -362,7 +371,7 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     out["track_mask"] = mask
     for key in items[0]:
         values = [it[key] for it in items]
-        if key in ("stems", "is_stereo", "track_params"):
+        if key in ("stems", "is_stereo", "track_params", "track_groups"):
             padded = []
             for v in values:
                 pad = torch.zeros((t_max - v.shape[0], *v.shape[1:]), dtype=v.dtype)

@@ -37,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from automix.console.describe import db, describe_compressor, describe_eq
+from automix.console.describe import db, describe_compressor, describe_eq, hz
 from automix.console.describe import number as in_words
 from automix.console.design import fader_pan_matrix
+from automix.console.eq_ride import ridden_bands, without_ridden_gains
 from automix.console.schema import FX, MASTER, SEND_OFF_DB, TRACK, db_to_amplitude, send_gain
 from automix.console.settings import MixSettings
 from automix.io import write_text_atomic
@@ -132,11 +133,22 @@ def original_stem_volume(settings: MixSettings, i: int, mono: bool) -> float:
 def processing_summary(settings: MixSettings, i: int) -> str:
     """In words, what track ``i``'s strip does that the original-stem session leaves out (EQ,
     compressor, width), e.g. ``"high-pass 90 Hz; -5 dB at 646 Hz, Q 4; compressor 4:1 at -20 dB"``;
-    ``"nothing"`` for a strip with none of them. (Trim and make-up are on the fader.)"""
+    ``"nothing"`` for a strip with none of them. (Trim and make-up are on the fader.)
+
+    An EQ band with a gain lane (ridden, issue 15) is not described by its static gain, which the
+    render does not use: it is named as ridden with its range, e.g. ``"band_2 ridden -4 dB…+3 dB
+    at 646 Hz (automated; its lane is in mix.json, not in this session)"``. The session writes no
+    envelopes (for no lane), so this is where the ride is told."""
     strip = settings.track[i]
     width = float(strip[TRACK.index("width")])
-    eq = describe_eq(strip, TRACK)
+    lanes = settings.automation.get(settings.track_names[i], {})
+    eq = describe_eq(without_ridden_gains(strip, lanes, TRACK), TRACK)
     parts = [eq] if eq != "flat" else []
+    for band, lane in ridden_bands(lanes):
+        low, high = min(lane.values), max(lane.values)
+        span = db(low) if low == high else f"{db(low)}…{db(high)}"
+        parts.append(f"{band} ridden {span} at {hz(float(strip[TRACK.index(f'eq.{band}.freq_hz')]))} "
+                     "(automated; its lane is in mix.json, not in this session)")
     compressor = describe_compressor(strip, TRACK, detail=False)
     parts += [f"compressor {compressor}"] if compressor != "off" else []
     parts += [f"width {in_words(width, 2)}"] if width != 1.0 else []

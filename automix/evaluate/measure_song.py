@@ -1,7 +1,8 @@
 """Measure one method's mix of a dataset song as results rows, against the song's target mix and reference.
 
 Each mix gets its own loudness, stereo image and Bark spectrum; each track its fitted gain, pan
-and level; with a target mix, the per-track balance and pan errors and the MRSTFTs; with a
+and level; with a target mix, the per-track balance and pan errors, the MRSTFTs, the AF loss to it and
+the residual's artifact measures (:mod:`automix.evaluate.artifacts`); with a
 reference, the AF loss.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from automix.console.loudness import integrated_lufs
 from automix.data.loaders import Song
+from automix.evaluate.artifacts import residual_measures
 from automix.evaluate.features import (
     GAIN_FLOOR_DB,
     balance_error_db,
@@ -138,6 +140,9 @@ def measure_mix(ctx: SongContext, method: str, mix: np.ndarray) -> list[Row]:
                      row(song.name, method, "pan_error", pan_errors.mean())]
         for name, value in compare_to_target(mix, song.target, rate).items():
             rows.append(row(song.name, method, name, value))
+        for name, value in residual_measures(mix, song.target, rate).items():
+            rows.append(row(song.name, method, name, value))
+        rows.append(row(song.name, method, "target_af_loss", compare_to_reference(mix, song.target, rate)["af_loss"]))
     if ctx.reference is not None:
         for name, value in compare_to_reference(mix, ctx.reference, rate).items():
             rows.append(row(song.name, method, name, value))

@@ -39,6 +39,11 @@ METRICS: dict[str, MetricInfo] = {
     "pan_error": MetricInfo("", "lower", "mean |pan − target pan| over tracks (pan −1…1)"),
     "sum_diff_mrstft": MetricInfo("", "lower", "sum/difference multi-resolution STFT loss vs the target mix"),
     "mrstft": MetricInfo("", "lower", "multi-resolution STFT loss vs the target mix"),
+    "target_af_loss": MetricInfo("", "lower", "Diff-MST audio-feature loss vs the target mix (sum of the 5 terms)"),
+    "residual_flatness_db": MetricInfo("dB", "lower", "spectral flatness of target − level-matched mix (0 dB = "
+                                                     "white noise: artifacts; a balance difference is tonal)"),
+    "quiet_leak_db": MetricInfo("dB", "lower", "level-matched mix minus target where the target is ≥ 40 dB "
+                                              "under its loud frames (> 0: sound the target lacks)"),
     "af_loss": MetricInfo("", "lower", "Diff-MST audio-feature loss vs the paired reference (sum of the 5 terms)"),
     "af_rms": MetricInfo("", "lower", "AF-loss term: RMS level"),
     "af_crest_factor": MetricInfo("", "lower", "AF-loss term: crest factor"),

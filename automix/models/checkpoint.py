@@ -30,6 +30,7 @@ from automix.models.checkpoint_files import (
     load_forest,
     read_checkpoint_info,
 )
+from automix.models.dae import DAE, DAEConfig
 from automix.models.demucs_lite import DemucsLite, DemucsLiteConfig
 from automix.models.dmc import DMC, DMCConfig
 from automix.models.mst import MST, MSTConfig
@@ -39,7 +40,7 @@ from automix.models.wave_unet import WaveUNet, WaveUNetConfig
 MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "dmc": (DMC, DMCConfig), "mst": (MST, MSTConfig), "balance-net": (BalanceNet, BalanceNetConfig),
     "tcn": (TCN, TCNConfig), "wave-u-net": (WaveUNet, WaveUNetConfig),
-    "demucs-lite": (DemucsLite, DemucsLiteConfig)}
+    "demucs-lite": (DemucsLite, DemucsLiteConfig), "dae": (DAE, DAEConfig)}
 
 
 def build_model(kind: str, sizes: dict[str, Any]) -> nn.Module:

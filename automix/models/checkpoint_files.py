@@ -22,7 +22,7 @@ FORMAT_NAME = "automix-checkpoint"
 BALANCE_KINDS = ("forest", "balance-net")
 """Kinds that predict balance from :data:`SONG_FEATURES` (their checkpoints list the feature names)."""
 
-END_TO_END_KINDS = ("wave-u-net", "demucs-lite")
+END_TO_END_KINDS = ("wave-u-net", "demucs-lite", "dae")
 """Kinds that output the mix itself (:class:`~automix.mixers.base.AudioMixer`), no console settings."""
 
 STRIP_KINDS = ("tcn",)

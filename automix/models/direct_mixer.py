@@ -2,9 +2,9 @@
 
 Inference mirrors training: every stem is trimmed to :data:`NORMALISED_STEM_LUFS` (the level
 the corpus stores its dry stems at; the trim range and the input clip of the console models
-apply, :func:`~automix.models.inputs.scaled_for_model`), resampled to the model's rate, run
-through the network in chunks, and the mix resampled back to the song's rate. Its level is
-whatever the network produced; the output stage sets loudness and peak.
+apply) and resampled to the model's rate, by the same :func:`~automix.models.inputs.model_stem`
+as the console models; it is run through the network in chunks, and the mix resampled back to
+the song's rate. Its level is whatever the network produced; the output stage sets loudness and peak.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from automix.console.loudness import integrated_lufs
 from automix.errors import AutomixError
 from automix.io import Stem, resample
-from automix.models.inputs import scaled_for_model, stem_trim_db
+from automix.models.inputs import console_stereo, model_stem
 
 
 class DirectModelMixer:
@@ -50,14 +49,7 @@ class DirectModelMixer:
             raise AutomixError(f"{self.name} takes at most {self.max_tracks} stems (its input channels are fixed), "
                                f"got {len(stems)}: group some stems, or mix with a console model")
         frames = stems[0].frames
-        audio = []
-        for stem in stems:
-            samples = stem.audio
-            trim_db = stem_trim_db(float(integrated_lufs(samples, stem.sample_rate)))
-            x = resample(scaled_for_model(samples, trim_db), stem.sample_rate, self.rate_hz)
-            both = np.zeros((2, x.shape[-1]), dtype=np.float32)
-            both[: x.shape[0]] = x
-            audio.append(both)
+        audio = [console_stereo(model_stem(stem.audio, stem.sample_rate, self.rate_hz)[0]) for stem in stems]
         batch = torch.from_numpy(np.stack(audio)).to(self.device)
         is_stereo = torch.tensor([s.channels == 2 for s in stems], device=self.device)
         mix = self.model.process(batch, is_stereo).double().cpu().numpy()

@@ -3,15 +3,19 @@
 Stems are trimmed to :data:`~automix.console.loudness.NORMALISED_STEM_LUFS` (the trim the
 rule-based and baseline mixers also write), references are normalised to
 :data:`REFERENCE_LUFS`, and whatever a model is given is clipped to ±:data:`MODEL_INPUT_LIMIT`.
-NumPy only: the torch-free default mixer uses the stem trim too.
+NumPy only: the torch-free default mixer uses the stem trim too. :func:`model_stem` is the
+whole preparation of one stem for a network at inference (trim, clip, resample), shared by the
+console models (:mod:`automix.models.mixer`) and the end-to-end ones
+(:mod:`automix.models.direct_mixer`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from automix.console.loudness import NORMALISED_STEM_LUFS
+from automix.console.loudness import NORMALISED_STEM_LUFS, integrated_lufs
 from automix.console.schema import TRACK
+from automix.io.resampling import resample
 
 REFERENCE_LUFS = -16.0
 """References are normalised to this loudness before analysis, in training
@@ -55,3 +59,23 @@ def scaled_for_model(audio: np.ndarray, gain_db: float) -> np.ndarray:
     # In place: a long stem's float64 copy is large enough without two more.
     np.nan_to_num(scaled, copy=False, nan=0.0, posinf=MODEL_INPUT_LIMIT, neginf=-MODEL_INPUT_LIMIT)
     return np.clip(scaled, -MODEL_INPUT_LIMIT, MODEL_INPUT_LIMIT, out=scaled).astype(np.float32)
+
+
+def model_stem(samples: np.ndarray, sample_rate: int, model_rate: int) -> tuple[np.ndarray, float]:
+    """One stem ``(channels, samples)`` at ``sample_rate`` prepared for a network running at
+    ``model_rate``: trimmed to :data:`NORMALISED_STEM_LUFS` (loudness measured on the whole
+    stem, in float64: finite for any finite input), clipped (:func:`scaled_for_model`), then
+    resampled. Returns the float32 audio and the trim in dB.
+
+    The trim comes before resampling (the resampler is linear, so the order does not matter for
+    real stems) so that the clip bounds what the resampler and the model receive."""
+    trim_db = stem_trim_db(float(integrated_lufs(samples, sample_rate)))
+    return resample(scaled_for_model(samples, trim_db), sample_rate, model_rate), trim_db
+
+
+def console_stereo(audio: np.ndarray) -> np.ndarray:
+    """``(1 or 2, n)`` audio as the ``(2, n)`` float32 the networks take: a mono stem on channel 0,
+    channel 1 silent (the network is told which stems are mono)."""
+    out = np.zeros((2, audio.shape[-1]), dtype=np.float32)
+    out[: audio.shape[0]] = audio
+    return out

@@ -29,11 +29,7 @@ from automix.console.schema import FX, MASTER, TRACK
 from automix.console.settings import MixSettings
 from automix.errors import AutomixError
 from automix.io import Stem, resample
-from automix.models.inputs import (
-    reference_gain_db,
-    scaled_for_model,
-    stem_trim_db,
-)
+from automix.models.inputs import console_stereo, model_stem, reference_gain_db, scaled_for_model
 
 ANALYSIS_WINDOWS = 3
 """How many excerpts of the song the model looks at (median of their predictions)."""
@@ -66,12 +62,6 @@ def restrict_to_trained(track: np.ndarray, fx: np.ndarray, master: np.ndarray, m
     return neutral, FX.defaults(), MASTER.defaults()
 
 
-def _stereo(audio: np.ndarray) -> np.ndarray:
-    out = np.zeros((2, audio.shape[-1]), dtype=np.float32)
-    out[: audio.shape[0]] = audio
-    return out
-
-
 class ModelMixer:
     """Predicts console settings with a DMC or MST model.
 
@@ -97,7 +87,7 @@ class ModelMixer:
         """``count`` excerpts ``(count, 2, samples)`` of one reference at :data:`REFERENCE_LUFS` (cycled if it has fewer)."""
         if not isinstance(reference, np.ndarray) or reference.ndim != 2 or reference.shape[0] not in (1, 2):
             raise AutomixError("a reference must be a (channels, samples) array with 1 or 2 channels")
-        x = _stereo(resample(np.asarray(reference, dtype=np.float32), sample_rate, self.rate_hz))
+        x = console_stereo(resample(np.asarray(reference, dtype=np.float32), sample_rate, self.rate_hz))
         if reference.shape[0] == 1:
             x[1] = x[0]
         lufs = float(integrated_lufs(x, self.rate_hz))  # measured in float64: finite for any finite input
@@ -113,16 +103,12 @@ class ModelMixer:
         if not stems:
             raise AutomixError("no stems to mix")
         trims_db, audio = [], []
-        for stem in stems:
-            samples = stem.audio  # (a streamed stem reads the whole file here: read it once)
-            lufs = float(integrated_lufs(samples, stem.sample_rate))  # float64 inside: finite for any finite input
-            trim_db = stem_trim_db(lufs)
+        for stem in stems:  # (a streamed stem reads the whole file at stem.audio: read it once)
+            x, trim_db = model_stem(stem.audio, stem.sample_rate, self.rate_hz)
+            audio.append(x)
             trims_db.append(trim_db)
-            # Trim before resampling (the resampler is linear, so the order does not matter for
-            # real stems), so that the clip bounds what the resampler and the model receive.
-            audio.append(resample(scaled_for_model(samples, trim_db), stem.sample_rate, self.rate_hz))
         windows, _ = multitrack_windows(audio, self.rate_hz, self.window_s, ANALYSIS_WINDOWS)
-        batch = torch.from_numpy(np.stack([np.stack([_stereo(s) for s in w]) for w in windows]))
+        batch = torch.from_numpy(np.stack([np.stack([console_stereo(s) for s in w]) for w in windows]))
         b, t = batch.shape[:2]
         is_stereo = torch.tensor([s.channels == 2 for s in stems]).expand(b, t)
         mask = torch.ones(b, t, dtype=torch.bool)

@@ -109,6 +109,10 @@ def load_mixer(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
 
     device = resolve_device(str(device))
     model, meta = load_checkpoint(path, device)
+    if meta.get("model") == "dae":  # its stems' names choose their autoencoders
+        from automix.models.dae import DAEMixer
+
+        return DAEMixer(model, meta, name, device)
     if meta.get("model") in END_TO_END_KINDS:
         from automix.models.direct_mixer import DirectModelMixer
 

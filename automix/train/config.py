@@ -126,7 +126,7 @@ def _excerpt_lengths(cfg: TrainConfig) -> None:
                               f"sees ({what} at {d.sample_rate_hz} Hz) (got {size})")
 
 
-AUDIO_NETWORK_KINDS = ("tcn", "wave-u-net", "demucs-lite")
+AUDIO_NETWORK_KINDS = ("tcn", "wave-u-net", "demucs-lite", "dae")
 """Audio-to-audio networks, checked by :mod:`automix.train.config_audio_networks`."""
 
 
@@ -141,7 +141,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
         return validate_audio_network(cfg)
     if cfg.model.kind not in ("dmc", "mst"):
-        raise ConfigError(f"model.kind: expected 'dmc', 'mst', 'tcn', 'wave-u-net', 'demucs-lite', 'forest' or 'balance-net', "
+        raise ConfigError(f"model.kind: expected 'dmc', 'mst', 'tcn', 'wave-u-net', 'demucs-lite', 'dae', 'forest' or 'balance-net', "
                           f"got {cfg.model.kind!r}")
     if str(cfg.data.method) in ("balance", "strip"):
         raise ConfigError(f"data.method {cfg.data.method} trains model.kind "
@@ -155,6 +155,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"schedule: expected 'cosine' or 'constant', got {cfg.schedule!r}")
     if cfg.loss.render not in ("console", "balance"):
         raise ConfigError(f"loss.render: expected 'console' or 'balance', got {cfg.loss.render!r}")
+    if cfg.loss.console not in ("dsp", "neural"):
+        raise ConfigError(f"loss.console: expected 'dsp' or 'neural', got {cfg.loss.console!r}")
+    if cfg.loss.console == "neural" and cfg.loss.render != "console":
+        raise ConfigError("loss.console: neural renders the strips through the transformation network, "
+                          "which needs loss.render: console (balance renders no strip)")
+    check_text("loss.strip_model", cfg.loss.strip_model)
     if cfg.loss.param + cfg.loss.sum_diff_stft + cfg.loss.af <= 0:
         raise ConfigError("loss: at least one of param, sum_diff_stft, af must be > 0")
     if cfg.loss.param > 0 and cfg.data.method != "1":

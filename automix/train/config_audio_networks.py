@@ -1,5 +1,5 @@
 """Training configs of the audio-to-audio networks: the transformation network (``tcn``, data
-method ``strip``) and the end-to-end baselines (``wave-u-net``, ``demucs-lite``; method
+method ``strip``) and the end-to-end baselines (``wave-u-net``, ``demucs-lite``, ``dae``; method
 ``supervised``: the stems and the song's own mix). Called by :func:`automix.train.config.validate`."""
 
 from __future__ import annotations
@@ -45,12 +45,13 @@ def _validate_strip(cfg: TrainConfig) -> TrainConfig:
 
 
 def _validate_end_to_end(cfg: TrainConfig) -> TrainConfig:
-    """A Wave-U-Net or Demucs-lite config: method supervised (the target is the song's mix), known
+    """A Wave-U-Net, Demucs-lite or DAE config: method supervised (the target is the song's mix), known
     sizes, at most the network's input tracks per example, and the sum/difference STFT loss alone."""
-    from automix.models.demucs_lite import DemucsLiteConfig  # torch: only when such a config is checked
+    from automix.models.dae import DAEConfig  # torch: only when such a config is checked
+    from automix.models.demucs_lite import DemucsLiteConfig
     from automix.models.wave_unet import WaveUNetConfig
 
-    config_class = WaveUNetConfig if cfg.model.kind == "wave-u-net" else DemucsLiteConfig
+    config_class = {"wave-u-net": WaveUNetConfig, "dae": DAEConfig}.get(cfg.model.kind, DemucsLiteConfig)
 
     if str(cfg.data.method) != "supervised":
         raise ConfigError(f"data.method: a {cfg.model.kind} model trains with method 'supervised' "
@@ -68,7 +69,9 @@ def _validate_end_to_end(cfg: TrainConfig) -> TrainConfig:
     if cfg.model.kind == "demucs-lite" and network.stride > network.kernel_size:
         raise ConfigError(f"model.sizes.stride: expected at most kernel_size {network.kernel_size} "
                           f"(got {network.stride}): a longer stride would skip samples")
-    if cfg.data.max_tracks > network.max_tracks:
+    if cfg.model.kind == "dae" and network.hop > network.n_fft:
+        raise ConfigError(f"model.sizes.hop: expected at most n_fft {network.n_fft} (got {network.hop})")
+    if cfg.data.max_tracks > getattr(network, "max_tracks", cfg.data.max_tracks):  # the dae takes any number
         raise ConfigError(f"data.max_tracks: the network takes at most model.sizes.max_tracks {network.max_tracks} "
                           f"stems (got {cfg.data.max_tracks})")
     if cfg.loss.sum_diff_stft <= 0 or cfg.loss.param > 0 or cfg.loss.af > 0:
@@ -84,5 +87,5 @@ def _validate_end_to_end(cfg: TrainConfig) -> TrainConfig:
 
 
 def validate_audio_network(cfg: TrainConfig) -> TrainConfig:
-    """Check a ``tcn``, ``wave-u-net`` or ``demucs-lite`` config; returns it (``data.method`` normalised)."""
+    """Check a ``tcn``, ``wave-u-net``, ``demucs-lite`` or ``dae`` config; returns it (``data.method`` normalised)."""
     return _validate_strip(cfg) if cfg.model.kind == "tcn" else _validate_end_to_end(cfg)

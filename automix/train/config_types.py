@@ -73,6 +73,13 @@ class LossSection:
     console) or "balance" (only its fader + pan/width stage; every other setting stays
     neutral, also at inference). "balance" is ~100× cheaper on a CPU and is all a mix made
     of level and pan decisions (like the synthetic arranger mixes) can teach."""
+    console: str = "dsp"
+    """Which console renders the strips when ``render`` is "console": "dsp" (the differentiable
+    DSP console) or "neural" (each strip's EQ and compressor by the frozen transformation network
+    ``strip_model``, as Steinmetz et al. 2021 train the DMC; see :mod:`automix.train.neural_render`).
+    Training only: the trained controller's settings are always rendered by the DSP console."""
+    strip_model: str = "tcn-10"
+    """The transformation network of ``console: neural``: a shipped name or a checkpoint path."""
 
 
 @dataclass

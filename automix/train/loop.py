@@ -165,11 +165,19 @@ class Objective(nn.Module):
         self.param = ParameterLoss(param_weights=pw) if w.param > 0 else None
         self.stft = SumDiffSTFTLoss(fft_sizes=w.fft_sizes) if w.sum_diff_stft > 0 else None
         self.af = AudioFeatureLoss(self.sr) if w.af > 0 else None
+        self.neural = None  # the frozen strip emulator of ``loss.console: neural`` (training only)
+        if w.console == "neural" and w.render == "console":
+            from automix.train.neural_render import load_neural_console
+
+            self.neural = load_neural_console(w.strip_model, self.sr)
 
     def forward(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         w = self.cfg.loss
         mask = batch["track_mask"]
-        out = model(batch["stems"], batch["is_stereo"], mask, batch.get("reference"))
+        # The DAE routes each stem by its group (from its file name); the other models take no such input.
+        extra = {"track_groups": batch["track_groups"]} if getattr(getattr(model, "module", model),
+                                                                   "uses_track_groups", False) else {}
+        out = model(batch["stems"], batch["is_stereo"], mask, batch.get("reference"), **extra)
         terms: dict[str, Tensor] = {}
         if isinstance(out, Tensor):  # an end-to-end model (Wave-U-Net): the mix itself, no settings
             target = batch["target"]
@@ -186,6 +194,8 @@ class Objective(nn.Module):
             track, fx, master = physical(out, mask)
             if w.render == "balance":
                 pred = balance_mix(batch["stems"], batch["is_stereo"], track, mask)
+            elif self.neural is not None:
+                pred = self.neural(batch["stems"], batch["is_stereo"], track, fx, master, mask)
             else:
                 pred = mix_console(batch["stems"], batch["is_stereo"], track, fx, master, self.sr, mask)
             if self.stft is not None:
