@@ -24,6 +24,22 @@ from automix.train.balance import load_table
 FOLDS = 5
 
 
+def package_folds(songs: list[str], folds: int = FOLDS, seed: int = 0) -> np.ndarray:
+    """Each song's fold, ``(len(songs),)`` int: every song of a package (the id before ``__``) in one
+    fold, packages dealt to folds in a seeded random order."""
+    packages = sorted({s.split("__")[0] for s in songs})
+    order = np.random.default_rng(seed).permutation(len(packages))
+    fold_of = {packages[i]: k % folds for k, i in enumerate(order)}
+    return np.array([fold_of[s.split("__")[0]] for s in songs])
+
+
+def report_line(name: str, errors: np.ndarray, equal: np.ndarray, families: np.ndarray) -> str:
+    """One result row: median and mean per-song error (dB), per family, ratio to equal loudness."""
+    parts = "  ".join(f"{f} {np.median(errors[families == f]):.2f}" for f in sorted(set(families)))
+    return (f"{name:44s} median {np.median(errors):.3f}  mean {errors.mean():.3f}  {parts}  "
+            f"× equal loudness {np.median(errors) / np.median(equal):.3f}")
+
+
 def _variants(threads: int) -> dict[str, Callable[[], object]]:
     return {
         "forest (shipped config)": lambda: RandomForestRegressor(300, min_samples_leaf=4, max_features=0.4,
@@ -52,19 +68,10 @@ def main() -> None:
     families = np.array([f for t in tables for f in t.families])
     features = [song_features(rows) for t in tables for rows in t.tracks]
     levels = [lv for t in tables for lv in t.levels]
-    packages = sorted({s.split("__")[0] for s in songs})
-    order = np.random.default_rng(0).permutation(len(packages))
-    fold_of = {packages[i]: k % FOLDS for k, i in enumerate(order)}
-    folds = np.array([fold_of[s.split("__")[0]] for s in songs])
-
-    def report(name: str, errors: np.ndarray, equal: np.ndarray) -> None:
-        parts = "  ".join(f"{f} {np.median(errors[families == f]):.2f}" for f in sorted(set(families)))
-        print(f"{name:32s} median {np.median(errors):.3f}  mean {errors.mean():.3f}  {parts}  "
-              f"× equal loudness {np.median(errors) / np.median(equal):.3f}", flush=True)
-
+    folds = package_folds(songs)
     equal = np.array([balance_error_db(np.zeros(len(lv)), lv).mean() for lv in levels])
-    print(f"{len(songs)} songs from {len(packages)} packages, {FOLDS} folds by package")
-    report("equal loudness", equal, equal)
+    print(f"{len(songs)} songs from {len({s.split('__')[0] for s in songs})} packages, {FOLDS} folds by package")
+    print(report_line("equal loudness", equal, equal, families), flush=True)
     for name, make in _variants(args.threads).items():
         errors = np.zeros(len(songs))
         for fold in range(FOLDS):
@@ -74,7 +81,7 @@ def main() -> None:
                       np.concatenate([levels[i] - levels[i].mean() for i in train]))
             for i in held:
                 errors[i] = balance_error_db(model.predict(features[i]), levels[i]).mean()
-        report(name, errors, equal)
+        print(report_line(name, errors, equal, families), flush=True)
 
 
 if __name__ == "__main__":

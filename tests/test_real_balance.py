@@ -22,6 +22,7 @@ from automix.data.human_mix import HumanMix, SourceFile
 from automix.data.loaders import find_songs
 from automix.errors import AutomixError
 from automix.mixers.balance_features import SONG_FEATURES, song_features, track_features
+from automix.mixers.roles import FAMILIES, family_from_name
 from automix.models.balance import BalanceNet, BalanceNetConfig, ForestBalance
 
 RULE_LU = {"kick": 0.0, "bass": 4.0, "hats": -8.0, "lead": 2.0}
@@ -126,6 +127,27 @@ def test_features_ignore_level_and_see_context():
     rows = song_features([a, track_features(hats(2.0), SR, "hh")])
     assert rows.shape == (2, len(SONG_FEATURES))
     assert rows[0, SONG_FEATURES.index("rank_centroid")] == 0.0 and rows[1, SONG_FEATURES.index("rank_centroid")] == 1.0
+
+
+@pytest.mark.parametrize(("name", "family"), [
+    ("Bassdrum", "drums"), ("Organ Bass", "bass"), ("909 Claps", "drums"), ("04_slap_bass_2", "bass"),
+    ("bright_acoustic_piano", "piano"), ("String Ensemble 1", "strings"), ("Pan Flute", "pipe"),
+    ("lead_2_sawtooth", "lead"), ("pad_3_polysynth", "pad"), ("Choir Aahs", "choir"), ("ch9", None),
+    ("marjamaentie 10", None)])
+def test_family_from_name(name: str, family: str | None):
+    assert family_from_name(name) == family
+
+
+def test_family_columns_one_hot_and_relative_to_the_song():
+    pianos = [track_features(bass(1.0), SR, name) for name in ("piano 1", "piano 2", "violin")]
+    rows = song_features(pianos)
+    column = SONG_FEATURES.index
+    assert rows[:, column("family_piano")].tolist() == [1.0, 1.0, 0.0]
+    assert rows[:, column("family_strings")].tolist() == [0.0, 0.0, 1.0]
+    # the violin is the song's only string: +2/3 above the song's mean; each piano one of two
+    assert rows[:, column("rel_family_strings")] == pytest.approx([-1 / 3, -1 / 3, 2 / 3])
+    assert rows[:, column("rel_family_piano")] == pytest.approx([1 / 3, 1 / 3, -2 / 3])
+    assert sum(rows[0, column(f"family_{f}")] for f in FAMILIES) == 1.0
 
 
 def test_forest_export_reproduces_sklearn():

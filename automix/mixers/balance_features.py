@@ -9,7 +9,8 @@ same whatever the song's length. Training (``automix.train.balance``) and infere
 Per track (:data:`TRACK_FEATURES`): the spectrum as 16 log-spaced band levels relative to the
 track's total power, centroid, roll-off, flatness, low/high shares, crest factor, peak to
 loudness, loudness-gating measures of sparseness (share of active frames, loudness minus the
-playing RMS, spread of the playing level), onset strength, and the role its name announces.
+playing RMS, spread of the playing level), onset strength, and the role and the General MIDI
+instrument family its name announces.
 Per song (:func:`song_features`): each track's descriptors minus the song's mean, its rank in
 brightness and in low-frequency weight, and the number of tracks.
 """
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from automix.console.loudness import SILENCE_LUFS, integrated_lufs
-from automix.mixers.roles import role_from_name
+from automix.mixers.roles import FAMILIES, family_from_name, role_from_name
 
 BAND_EDGES_HZ = np.geomspace(30.0, 16000.0, 17)
 """16 log-spaced bands from 30 Hz to 16 kHz (about 0.57 octave each)."""
@@ -47,12 +48,14 @@ TRACK_FEATURES: tuple[str, ...] = (
     "crest_db", "peak_to_loudness_db", "active_share", "loudness_minus_active_db", "active_spread_db",
     "onset_strength",
     *(f"name_{role}" for role in NAME_ROLES),
+    *(f"family_{family}" for family in FAMILIES),
 )
 """Names of :func:`track_features`' columns, in order."""
 
 _RELATIVE = ("centroid_oct", "rolloff_oct", "flatness_db", "low_share", "high_share", "crest_db",
-             "active_share", "onset_strength", "peak_to_loudness_db")
-"""Descriptors also given relative to the song's mean (a bass is 'the lowest track', not 'low')."""
+             "active_share", "onset_strength", "peak_to_loudness_db", *(f"family_{f}" for f in FAMILIES))
+"""Descriptors also given relative to the song's mean (a bass is 'the lowest track', not 'low';
+a piano among five pianos is not the song's one piano)."""
 
 SONG_FEATURES: tuple[str, ...] = (
     *TRACK_FEATURES,
@@ -99,6 +102,9 @@ def track_features(audio: np.ndarray, sample_rate: int, name: str = "") -> np.nd
     role, _ = role_from_name(name)
     if role in NAME_ROLES:
         values[f"name_{role}"] = 1.0
+    family = family_from_name(name)
+    if family is not None:
+        values[f"family_{family}"] = 1.0
     if scale <= 0.0 or not math.isfinite(scale):
         return np.array([values[k] for k in TRACK_FEATURES])
     x = x / scale  # level invariance, and no overflow whatever the input level

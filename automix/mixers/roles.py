@@ -58,6 +58,41 @@ def role_from_name(name: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+# General MIDI's instrument families (plus the drum kit), the finer grain a balance model reads:
+# programmes of one family sit at similar levels in a mix whatever role the rules give them.
+# Same matching as the roles; checked in this order, so "bass drum" is drums and "organ bass" bass.
+_FAMILY_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("drums", ("drum", "drums", "kick", "bd", "snare", "sd", "hihat", "hat", "hats", "hh", "cymbal", "crash",
+               "tom", "toms", "perc", "timpani", "clap", "conga", "bongo", "shaker", "tamb", "cowbell")),
+    ("bass", ("bass", "sub", "808")),
+    ("piano", ("piano", "pno", "clav", "clavinet", "harpsichord", "rhodes", "epiano", "keys")),
+    ("chromatic", ("celesta", "glock", "glockenspiel", "musicbox", "vibraphone", "vibes", "marimba", "xylophone",
+                   "bell", "bells", "dulcimer")),
+    ("organ", ("organ", "accordion", "harmonica", "bandoneon")),
+    ("guitar", ("guitar", "gtr", "nylon", "overdrive", "distortion", "banjo", "sitar", "koto", "shamisen")),
+    ("strings", ("violin", "viola", "cello", "contrabass", "string", "strings", "harp", "pizzicato", "tremolo")),
+    ("choir", ("choir", "voice", "voc", "vox", "vocal", "aahs", "oohs")),
+    ("brass", ("trumpet", "trombone", "tuba", "horn", "brass")),
+    ("reed", ("sax", "oboe", "bassoon", "clarinet")),
+    ("pipe", ("flute", "piccolo", "recorder", "whistle", "ocarina", "pan")),
+    ("lead", ("lead", "square", "saw", "sawtooth", "calliope", "chiff", "solo")),
+    ("pad", ("pad", "pads", "warm", "polysynth", "halo", "sweep", "atmos", "ambient", "drone")),
+    ("fx", ("fx", "sfx", "rain", "soundtrack", "crystal", "atmosphere", "goblin", "echo", "effect", "noise")),
+)
+
+FAMILIES: tuple[str, ...] = tuple(family for family, _ in _FAMILY_KEYWORDS)
+"""Every family :func:`family_from_name` can announce."""
+
+
+def family_from_name(name: str) -> str | None:
+    """The instrument family (:data:`FAMILIES`) a file or track name announces, else ``None``."""
+    words, joined = _name_tokens(name)
+    for family, keywords in _FAMILY_KEYWORDS:
+        if any(k in words or (len(k) >= 4 and k in joined) for k in keywords):
+            return family
+    return None
+
+
 def role_from_audio(f: StemFeatures) -> tuple[str, str]:
     """Guess a role from features alone; returns ``(role, reason)``.
 

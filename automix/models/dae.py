@@ -23,7 +23,9 @@ so it is permutation-equivariant and takes any number of stems (the Wave-U-Net a
 Demucs-lite take at most 16, by position).
 
 It is trained through the mix (the song's own mix as target, sum/difference MRSTFT after level
-matching), not on per-stem processed targets, which the real corpus does not have.
+matching) and, with ``loss.per_stem`` (:mod:`automix.train.stem_targets`), on each processed
+stem against its truth-processed stem (the stem at the author's gain and pan from the real
+corpus's ``song.json``), as the paper trains raw → processed stem per instrument.
 
 Shapes: ``stems (B, T, 2, N)``, ``is_stereo (B, T)``, ``track_mask (B, T)``, ``track_groups
 (B, T)`` (ints in ``range(len(GROUPS))``) → ``(B, 2, N)``; any ``T`` and ``N``.
@@ -108,6 +110,8 @@ class DAE(nn.Module):
     """An end-to-end model: ``forward`` returns the mix, not console settings."""
     uses_track_groups = True
     """The training loop passes ``track_groups`` (from the stem names) to ``forward``."""
+    outputs_stems = True
+    """``forward(..., per_stem=True)`` returns each processed stem (``loss.per_stem`` trains on them)."""
 
     def __init__(self, config: DAEConfig):
         super().__init__()
@@ -120,10 +124,11 @@ class DAE(nn.Module):
         self.register_buffer("window", torch.hann_window(c.n_fft), persistent=False)
 
     def forward(self, stems: Tensor, is_stereo: Tensor | None = None, track_mask: Tensor | None = None,
-                reference: Tensor | None = None, track_groups: Tensor | None = None) -> Tensor:
+                reference: Tensor | None = None, track_groups: Tensor | None = None, per_stem: bool = False) -> Tensor:
         """``stems (B, T, 2, N)``, ``is_stereo (B, T)``, ``track_mask (B, T)``, ``track_groups (B, T)``
-        (None: every stem ``other``) → mix ``(B, 2, N)``. ``reference`` is accepted for the
-        training loop's common call and unused."""
+        (None: every stem ``other``) → mix ``(B, 2, N)``, or with ``per_stem`` the processed stems
+        ``(B, T, 2, N)`` before the sum (masked stems are zeros; a mono stem's two channels are
+        equal). ``reference`` is accepted for the training loop's common call and unused."""
         c = self.config
         b, t, channels, n = stems.shape
         if channels != 2:
@@ -134,8 +139,12 @@ class DAE(nn.Module):
             stems = stems * track_mask.to(stems.dtype)[..., None, None]
         if track_groups is None:
             track_groups = torch.full((b, t), GROUPS.index("other"), dtype=torch.long, device=stems.device)
-        # The STFT's centre padding needs more than n_fft / 2 samples: pad short inputs with zeros.
-        padded = max(n, c.n_fft)
+        # Zeros up to a whole number of hops (at least n_fft: the centre padding needs more than
+        # n_fft / 2 samples), so a frame is centred on the padded end. Else the last samples, up to
+        # a hop past the last frame's centre, lie under that frame's window tail alone, and the
+        # iSTFT's division by the squared-window sum (→ 0 there) turns the gain's smearing of the
+        # frame into a burst (peaks of 30× the signal at the end of a song).
+        padded = -(-max(n, c.n_fft) // c.hop) * c.hop
         x = functional.pad(stems.reshape(b * t * 2, n), (0, padded - n))
         spec = torch.stft(x, c.n_fft, c.hop, window=self.window.to(x.dtype), center=True, return_complex=True)
         features = torch.log1p(spec.abs()).transpose(-1, -2)  # (B·T·2, frames, bins)
@@ -147,7 +156,8 @@ class DAE(nn.Module):
                 gains = gains.index_put((chosen.nonzero()[:, 0],), autoencoder(features[chosen]))
         out = torch.istft(spec * gains.transpose(-1, -2), c.n_fft, c.hop, window=self.window.to(x.dtype),
                           center=True, length=padded)
-        return out[..., :n].reshape(b, t, 2, n).sum(dim=1)
+        processed = out[..., :n].reshape(b, t, 2, n)
+        return processed if per_stem else processed.sum(dim=1)
 
     def process(self, stems: Tensor, is_stereo: Tensor, track_groups: Tensor | None = None) -> Tensor:
         """A whole song ``stems (T, 2, N)``, ``is_stereo (T,)``, ``track_groups (T,)`` → mix ``(2, N)``

@@ -59,7 +59,7 @@ def _check_values(cfg: TrainConfig) -> None:
 
     w = cfg.loss
     check_integer("data.output_samples", d.output_samples, 1)
-    for name in ("param", "sum_diff_stft", "af", "l1", "mrstft"):
+    for name in ("param", "sum_diff_stft", "af", "l1", "mrstft", "per_stem"):
         check_number(f"loss.{name}", getattr(w, name), positive=False)
     if not isinstance(w.fft_sizes, list) or not w.fft_sizes:
         raise ConfigError(f"loss.fft_sizes: expected a non-empty list of integers (got {w.fft_sizes!r})")
@@ -163,6 +163,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     check_text("loss.strip_model", cfg.loss.strip_model)
     if cfg.loss.param + cfg.loss.sum_diff_stft + cfg.loss.af <= 0:
         raise ConfigError("loss: at least one of param, sum_diff_stft, af must be > 0")
+    if cfg.loss.per_stem > 0:
+        raise ConfigError(f"loss.per_stem: a {cfg.model.kind} model outputs settings, not processed stems "
+                          "(only model.kind dae does)")
     if cfg.loss.param > 0 and cfg.data.method != "1":
         raise ConfigError("loss.param needs ground-truth parameters (data.method: 1)")
     if cfg.loss.sum_diff_stft > 0 and cfg.data.method == "2":

@@ -35,6 +35,9 @@ def _validate_strip(cfg: TrainConfig) -> TrainConfig:
                           f"{math.ceil(needed / cfg.data.sample_rate_hz * 100) / 100:g} s")
     if cfg.loss.l1 + cfg.loss.mrstft <= 0:
         raise ConfigError("loss: a tcn model needs loss.l1 or loss.mrstft > 0")
+    if cfg.loss.per_stem > 0:
+        raise ConfigError("loss.per_stem: a tcn model emulates one strip, it outputs no mix of stems "
+                          "(only model.kind dae trains on it)")
     for size in cfg.loss.fft_sizes if cfg.loss.mrstft > 0 else []:
         if size > cfg.data.output_samples:
             raise ConfigError(f"loss.fft_sizes: expected FFT sizes up to data.output_samples "
@@ -46,7 +49,8 @@ def _validate_strip(cfg: TrainConfig) -> TrainConfig:
 
 def _validate_end_to_end(cfg: TrainConfig) -> TrainConfig:
     """A Wave-U-Net, Demucs-lite or DAE config: method supervised (the target is the song's mix), known
-    sizes, at most the network's input tracks per example, and the sum/difference STFT loss alone."""
+    sizes, at most the network's input tracks per example, and the sum/difference STFT loss (plus the
+    per-stem loss for a DAE, the one that outputs each processed stem)."""
     from automix.models.dae import DAEConfig  # torch: only when such a config is checked
     from automix.models.demucs_lite import DemucsLiteConfig
     from automix.models.wave_unet import WaveUNetConfig
@@ -75,8 +79,11 @@ def _validate_end_to_end(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"data.max_tracks: the network takes at most model.sizes.max_tracks {network.max_tracks} "
                           f"stems (got {cfg.data.max_tracks})")
     if cfg.loss.sum_diff_stft <= 0 or cfg.loss.param > 0 or cfg.loss.af > 0:
-        raise ConfigError("loss: an end-to-end model trains on loss.sum_diff_stft alone (no settings to compare, "
-                          "no references)")
+        raise ConfigError("loss: an end-to-end model trains on loss.sum_diff_stft alone (a dae may add loss.per_stem; "
+                          "no settings to compare, no references)")
+    if cfg.loss.per_stem > 0 and cfg.model.kind != "dae":
+        raise ConfigError(f"loss.per_stem: a {cfg.model.kind} model outputs only the mix, not each processed stem "
+                          "(only model.kind dae does)")
     samples = round(cfg.data.excerpt_s * cfg.data.sample_rate_hz)
     for size in cfg.loss.fft_sizes:
         if size > samples:

@@ -62,6 +62,10 @@ class LossSection:
     """Transformation network: mean absolute error against the DSP strip's output."""
     mrstft: float = 0.0
     """Transformation network: multi-resolution STFT loss against the DSP strip's output."""
+    per_stem: float = 0.0
+    """End-to-end models that output each processed stem (``dae``): weight of the relative L1
+    between each processed stem and the stem at its truth gain and pan from the real corpus's
+    ``song.json`` (:mod:`automix.train.stem_targets`; not level-matched). 0 = off."""
     param_weights: dict[str, dict[str, float]] = field(default_factory=dict)
     level_match: bool = False
     """Scale the predicted mix to the target's (or reference's) RMS before the STFT / AF loss:

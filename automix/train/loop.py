@@ -34,6 +34,7 @@ from automix.errors import AutomixError
 from automix.measure.distances import AudioFeatureLoss, SumDiffSTFTLoss
 from automix.mixers import resolve_device
 from automix.models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from automix.train import stem_targets
 from automix.train.config import TrainConfig, to_dict
 from automix.train.config import validate as validate_config
 from automix.train.losses import ParameterLoss
@@ -120,6 +121,9 @@ def make_dataset(cfg: TrainConfig, split: str, seed: int, length: int, log: Log)
                             cfg.data.output_samples)
     if m == "2":
         return samplers.Method2Dataset(songs, _references(cfg, split, log), sr, seed, length, cfg.data.max_tracks)
+    if cfg.loss.per_stem > 0:  # each stem's truth gain and pan from the real corpus's song.json
+        truth = stem_targets.load_truth(Path(cfg.data.songs_root), split, songs)
+        return stem_targets.StemTargetDataset(songs, truth, sr, seed, length, cfg.data.max_tracks)
     return samplers.SupervisedDataset(songs, sr, seed, length, cfg.data.max_tracks)
 
 
@@ -177,9 +181,16 @@ class Objective(nn.Module):
         # The DAE routes each stem by its group (from its file name); the other models take no such input.
         extra = {"track_groups": batch["track_groups"]} if getattr(getattr(model, "module", model),
                                                                    "uses_track_groups", False) else {}
+        if w.per_stem > 0:  # the DAE's processed stems (B, T, 2, N), summed here into the mix
+            extra["per_stem"] = True
         out = model(batch["stems"], batch["is_stereo"], mask, batch.get("reference"), **extra)
         terms: dict[str, Tensor] = {}
         if isinstance(out, Tensor):  # an end-to-end model (Wave-U-Net): the mix itself, no settings
+            if w.per_stem > 0:
+                truth = stem_targets.stem_targets(batch["stems"], batch["is_stereo"], batch["track_gain_db"],
+                                                  batch["track_pan"])
+                terms["per_stem"] = w.per_stem * stem_targets.relative_l1(out, truth, mask)
+                out = out.sum(dim=1)
             target = batch["target"]
             terms["sum_diff_stft"] = w.sum_diff_stft * self.stft(level_matched(out, target) if w.level_match
                                                                  else out, target)
@@ -331,7 +342,8 @@ def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log
         model = build_model(cfg.model.kind, sizes)
     model.to(dev)
     objective = (StripObjective(cfg) if cfg.data.method == "strip" else Objective(cfg)).to(dev)
-    collate = strip_collate if cfg.data.method == "strip" else samplers.collate
+    collate = strip_collate if cfg.data.method == "strip" else (
+        stem_targets.collate if cfg.loss.per_stem > 0 else samplers.collate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg))
     step, best = 0, math.inf
