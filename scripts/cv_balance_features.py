@@ -11,17 +11,19 @@ Results: docs/results/real-cv/features.txt. Use::
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-from cv_balance_models import FOLDS, package_folds, report_line  # same folds as the learner comparison
+from cv_balance_models import (  # same folds as the learner comparison
+    FOLDS,
+    cv_corpus,
+    package_folds,
+    report_line,
+)
 from sklearn.ensemble import RandomForestRegressor
 
 from automix.evaluate.features import balance_error_db
 from automix.mixers.balance_features import TRACK_FEATURES, song_features
-from automix.train.balance import load_table
 
 _INDEX = {name: i for i, name in enumerate(TRACK_FEATURES)}
 _BANDS = [_INDEX[f"band_{k:02d}_db"] for k in range(16)]
@@ -69,14 +71,7 @@ VARIANTS: dict[str, Variant] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=Path("data/real"))
-    parser.add_argument("--cache", type=Path, default=Path("data/cache"))
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    tables = [load_table(args.corpus, split, args.cache) for split in ("train", "val")]
-    songs = [s for t in tables for s in t.songs]
-    families = np.array([f for t in tables for f in t.families])
+    args, tables, songs, families = cv_corpus(__doc__.splitlines()[0], threads=1)
     bases = [b for t in tables for b in t.tracks]
     levels = [lv for t in tables for lv in t.levels]
     folds = package_folds(songs)

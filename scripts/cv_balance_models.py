@@ -19,7 +19,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 
 from automix.evaluate.features import balance_error_db
 from automix.mixers.balance_features import song_features
-from automix.train.balance import load_table
+from automix.train.balance import CorpusTable, load_table
 
 FOLDS = 5
 
@@ -57,15 +57,20 @@ def _variants(threads: int) -> dict[str, Callable[[], object]]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cv_corpus(description: str, threads: int) -> tuple[argparse.Namespace, list[CorpusTable], list[str], np.ndarray]:
+    """Parse ``--corpus/--cache/--threads``; the train and val tables, their song ids and families."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--corpus", type=Path, default=Path("data/real"))
     parser.add_argument("--cache", type=Path, default=Path("data/cache"))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=threads)
     args = parser.parse_args()
     tables = [load_table(args.corpus, split, args.cache) for split in ("train", "val")]
-    songs = [s for t in tables for s in t.songs]
-    families = np.array([f for t in tables for f in t.families])
+    return (args, tables, [s for t in tables for s in t.songs],
+            np.array([f for t in tables for f in t.families]))
+
+
+def main() -> None:
+    args, tables, songs, families = cv_corpus(__doc__.splitlines()[0], threads=2)
     features = [song_features(rows) for t in tables for rows in t.tracks]
     levels = [lv for t in tables for lv in t.levels]
     folds = package_folds(songs)

@@ -155,7 +155,6 @@ def _per_stem_config(tmp_path):
 
 def test_a_training_step_on_the_per_stem_loss_reduces_it():
     from automix.train.loop import Objective
-    from automix.train.stem_targets import collate as stem_collate
     from automix.train.stem_targets import stem_targets
 
     cfg = _per_stem_config(Path("unused"))
@@ -169,7 +168,7 @@ def test_a_training_step_on_the_per_stem_loss_reduces_it():
         items.append({"stems": stems, "is_stereo": torch.zeros(t, dtype=torch.bool),
                       "track_groups": torch.arange(t), "target": truth.sum(0),
                       "track_gain_db": gain_db, "track_pan": pan})
-    batch = stem_collate(items)
+    batch = collate(items)  # pads the per-stem truth like every track-axis key
     assert batch["track_gain_db"].tolist() == [[-6.0, -6.0, -6.0], [-6.0, -6.0, 0.0]]
     model = DAE(DAEConfig(sample_rate_hz=RATE, **cfg.model.sizes)).train()
     objective = Objective(cfg)
@@ -217,7 +216,7 @@ def test_per_stem_truth_from_song_json_sums_to_the_cached_mix(tmp_path):
                                                       "tracks": tracks}))
     data = loop.make_dataset(cfg, "val", 0, 4, print)
     assert isinstance(data, stem_targets.StemTargetDataset)
-    batch = stem_targets.collate([data[i] for i in range(2)])
+    batch = collate([data[i] for i in range(2)])
     assert sorted(batch["track_gain_db"][0].tolist()) == [-9.0, -4.0, 2.0]
     truth = stem_targets.stem_targets(batch["stems"], batch["is_stereo"], batch["track_gain_db"], batch["track_pan"])
     residual = (truth.sum(1) - batch["target"]).square().mean() / batch["target"].square().mean()

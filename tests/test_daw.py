@@ -190,9 +190,9 @@ def test_names_survive_quoting(name: str) -> None:
     assert back == name or ("`" in name and back == name.replace("`", "'"))
 
 
-def test_what_the_session_leaves_out_is_listed(song: Path, tmp_path: Path) -> None:
-    from automix.daw.reaper import processing_summary
-
+def _kick_with_neutral_strip(song: Path, tmp_path: Path):
+    """The rules' mix of ``song`` with the kick's EQ, compressor and width set to do nothing;
+    returns ``(settings, kick index)``."""
     out = tmp_path / "mix.wav"
     assert run("mix", song, "-o", out, "--model", "rules").exit_code == 0
     settings = load_params(out.with_suffix(".json"))
@@ -202,6 +202,13 @@ def test_what_the_session_leaves_out_is_listed(song: Path, tmp_path: Path) -> No
             settings.set(i, name, TRACK.spec(name).default)
     settings.set(i, "eq.highpass.freq_hz", TRACK.spec("eq.highpass.freq_hz").minimum)
     settings.set(i, "compressor.ratio", 1.0)
+    return settings, i
+
+
+def test_what_the_session_leaves_out_is_listed(song: Path, tmp_path: Path) -> None:
+    from automix.daw.reaper import processing_summary
+
+    settings, i = _kick_with_neutral_strip(song, tmp_path)
     assert processing_summary(settings, i) == "nothing"
     settings.set(i, "eq.band_2.gain_db", -5.0)
     settings.set(i, "eq.band_2.freq_hz", 646.0)
@@ -227,15 +234,7 @@ def test_a_ridden_eq_band_is_noted_as_ridden_with_its_range_not_its_static_gain(
     from automix.console.automation import Lane
     from automix.daw.reaper import processing_summary
 
-    out = tmp_path / "mix.wav"
-    assert run("mix", song, "-o", out, "--model", "rules").exit_code == 0
-    settings = load_params(out.with_suffix(".json"))
-    i = settings.track_names.index("kick.wav")
-    for name in TRACK.names:
-        if name.startswith(("eq.", "compressor.")) or name == "width":
-            settings.set(i, name, TRACK.spec(name).default)
-    settings.set(i, "eq.highpass.freq_hz", TRACK.spec("eq.highpass.freq_hz").minimum)
-    settings.set(i, "compressor.ratio", 1.0)
+    settings, i = _kick_with_neutral_strip(song, tmp_path)
     settings.set(i, "eq.band_2.gain_db", -5.0)  # the static gain: not what plays
     settings.set(i, "eq.band_2.freq_hz", 646.0)
     settings.set(i, "eq.band_2.q", 4.0)

@@ -348,17 +348,25 @@ class SupervisedDataset(_Base):
     """Stems + the song's own mix of the same excerpt (``target``), and each stem's group id
     (``track_groups``, :func:`automix.models.dae.group_of` of its file name)."""
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = self._rng(index)
-        song, excerpt, item = self._stems(rng, both_halves=False)
-        active = np.flatnonzero(_active(song, excerpt, both_halves=False))
+    def example(self, index: int) -> tuple[CachedSong, np.ndarray, dict[str, torch.Tensor]]:
+        """The item with the song it came from and the stems' indices in that song (what a
+        subclass needs to add per-stem data in the item's track order)."""
+        song, excerpt, _ = _pick(self._rng(index), self.songs, False, self.max_tracks)
         # The target mixes *all* stems, so the input must hold all of them (up to the cap).
-        tracks = active[: self.max_tracks]
-        item["stems"] = torch.from_numpy(np.asarray(song.stems()[excerpt][tracks], dtype=np.float32))
-        item["is_stereo"] = torch.from_numpy(song.is_stereo[tracks].copy())
-        item["track_groups"] = _track_groups(song, tracks)
-        item["target"] = torch.from_numpy(np.asarray(song.mix()[excerpt], dtype=np.float32))
-        return item
+        tracks = np.flatnonzero(_active(song, excerpt, both_halves=False))[: self.max_tracks]
+        item = {"stems": torch.from_numpy(np.asarray(song.stems()[excerpt][tracks], dtype=np.float32)),
+                "is_stereo": torch.from_numpy(song.is_stereo[tracks].copy()),
+                "track_groups": _track_groups(song, tracks),
+                "target": torch.from_numpy(np.asarray(song.mix()[excerpt], dtype=np.float32))}
+        return song, tracks, item
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.example(index)[2]
+
+
+TRACK_KEYS = ("stems", "is_stereo", "track_params", "track_groups", "track_gain_db", "track_pan")
+"""Item keys with a leading track axis, padded by :func:`collate` (``track_gain_db``/``track_pan``:
+:mod:`automix.train.stem_targets`)."""
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -371,7 +379,7 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     out["track_mask"] = mask
     for key in items[0]:
         values = [it[key] for it in items]
-        if key in ("stems", "is_stereo", "track_params", "track_groups"):
+        if key in TRACK_KEYS:
             padded = []
             for v in values:
                 pad = torch.zeros((t_max - v.shape[0], *v.shape[1:]), dtype=v.dtype)

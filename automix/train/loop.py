@@ -342,8 +342,7 @@ def run(cfg: TrainConfig, *, resume: bool = False, device: str = "cpu", log: Log
         model = build_model(cfg.model.kind, sizes)
     model.to(dev)
     objective = (StripObjective(cfg) if cfg.data.method == "strip" else Objective(cfg)).to(dev)
-    collate = strip_collate if cfg.data.method == "strip" else (
-        stem_targets.collate if cfg.loss.per_stem > 0 else samplers.collate)
+    collate = strip_collate if cfg.data.method == "strip" else samplers.collate
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg))
     step, best = 0, math.inf

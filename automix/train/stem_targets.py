@@ -14,8 +14,8 @@ stems then sum to the cached mix (up to the stems left out of an example: silent
 those past ``data.max_tracks``).
 
 * :func:`load_truth` reads the truth of a split; :class:`StemTargetDataset` adds it to the
-  supervised examples (``track_gain_db``, ``track_pan``, each ``(tracks,)`` float32);
-* :func:`collate` pads those two keys like the track axis of :func:`automix.data.samplers.collate`;
+  supervised examples (``track_gain_db``, ``track_pan``, each ``(tracks,)`` float32; padded by
+  :func:`automix.data.samplers.collate` like every track-axis key);
 * :func:`stem_targets` renders the truth-processed stems; :func:`relative_l1` is the loss.
 """
 
@@ -25,7 +25,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -33,9 +32,6 @@ from automix.console.design import fader_pan_matrix
 from automix.console.loudness import NORMALISED_STEM_LUFS
 from automix.data import samplers
 from automix.errors import AutomixError
-
-STEM_KEYS: tuple[str, ...] = ("track_gain_db", "track_pan")
-"""The batch keys this module adds: ``(B, T)`` float32 truth gain (dB, for the cached stem) and pan (−1…1)."""
 
 
 @dataclass(frozen=True)
@@ -97,31 +93,12 @@ class StemTargetDataset(samplers.SupervisedDataset):
         self.truth = truth
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        item = super().__getitem__(index)
-        # The parent's pick replayed from the same per-sample generator: the same song and excerpt,
-        # and the same track selection (every active stem up to the cap).
-        song, excerpt, _ = samplers._pick(self._rng(index), self.songs, False, self.max_tracks)
-        tracks = np.flatnonzero(samplers._active(song, excerpt, both_halves=False))[: self.max_tracks]
-        names = [song.stem_names[int(k)] for k in tracks]
-        if len(names) != item["stems"].shape[0]:
-            raise AutomixError(f"{song.name}: internal error, the per-stem truth does not match the example's stems")
+        song, tracks, item = self.example(index)
         stems = self.truth[song.name]
+        names = [song.stem_names[int(k)] for k in tracks]
         item["track_gain_db"] = torch.tensor([stems[n].gain_db for n in names], dtype=torch.float32)
         item["track_pan"] = torch.tensor([stems[n].pan for n in names], dtype=torch.float32)
         return item
-
-
-def collate(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-    """:func:`automix.data.samplers.collate` that also pads :data:`STEM_KEYS` to ``(B, T)`` (padding: 0)."""
-    batch = samplers.collate([{k: v for k, v in it.items() if k not in STEM_KEYS} for it in items])
-    t_max = batch["track_mask"].shape[1]
-    for key in STEM_KEYS:
-        if key in items[0]:
-            out = torch.zeros(len(items), t_max, dtype=torch.float32)
-            for b, it in enumerate(items):
-                out[b, : it[key].shape[0]] = it[key]
-            batch[key] = out
-    return batch
 
 
 def stem_targets(stems: Tensor, is_stereo: Tensor, gain_db: Tensor, pan: Tensor) -> Tensor:
