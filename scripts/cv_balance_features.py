@@ -14,16 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from cv_balance_models import (  # same folds as the learner comparison
+from cv_balance_models import (  # same folds and learner as the learner comparison
     FOLDS,
     cv_corpus,
-    package_folds,
+    fold_errors,
     report_line,
+    shipped_forest,
 )
-from sklearn.ensemble import RandomForestRegressor
 
 from automix.evaluate.features import balance_error_db
 from automix.mixers.balance_features import TRACK_FEATURES, song_features
+from automix.train.balance import package_folds
 
 _INDEX = {name: i for i, name in enumerate(TRACK_FEATURES)}
 _BANDS = [_INDEX[f"band_{k:02d}_db"] for k in range(16)]
@@ -74,27 +75,16 @@ def main() -> None:
     args, tables, songs, families = cv_corpus(__doc__.splitlines()[0], threads=1)
     bases = [b for t in tables for b in t.tracks]
     levels = [lv for t in tables for lv in t.levels]
-    folds = package_folds(songs)
+    folds = package_folds(songs, FOLDS)
     equal = np.array([balance_error_db(np.zeros(len(lv)), lv).mean() for lv in levels])
     print(f"{len(songs)} songs from {len({s.split('__')[0] for s in songs})} packages, {FOLDS} folds by package")
     print(report_line("equal loudness", equal, equal, families), flush=True)
     for name, variant in VARIANTS.items():
         features = [variant(base) for base in bases]
         for weighted in (False, True):
-            errors = np.zeros(len(songs))
-            for fold in range(FOLDS):
-                train, held = np.where(folds != fold)[0], np.where(folds == fold)[0]
-                weights = np.concatenate([np.full(len(levels[i]), 1.0 / len(levels[i])) for i in train])
-                model = RandomForestRegressor(300, min_samples_leaf=4, max_features=0.4, max_depth=16,
-                                              random_state=0, n_jobs=args.threads)
-                model.fit(np.concatenate([features[i] for i in train]),
-                          np.concatenate([levels[i] - levels[i].mean() for i in train]),
-                          sample_weight=weights if weighted else None)
-                for i in held:
-                    errors[i] = balance_error_db(model.predict(features[i]), levels[i]).mean()
+            errors = fold_errors(lambda: shipped_forest(args.threads), features, levels, folds, songs_weighted=weighted)
             print(report_line(name + (", songs weighted equally" if weighted else ""), errors, equal, families),
                   flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ removed) overall and per family, and the ratio to equal loudness. Use::
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +19,9 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 
 from automix.evaluate.features import balance_error_db
 from automix.mixers.balance_features import song_features
-from automix.train.balance import CorpusTable, load_table
+from automix.train.balance import CorpusTable, load_table, package_folds
 
 FOLDS = 5
-
-
-def package_folds(songs: list[str], folds: int = FOLDS, seed: int = 0) -> np.ndarray:
-    """Each song's fold, ``(len(songs),)`` int: every song of a package (the id before ``__``) in one
-    fold, packages dealt to folds in a seeded random order."""
-    packages = sorted({s.split("__")[0] for s in songs})
-    order = np.random.default_rng(seed).permutation(len(packages))
-    fold_of = {packages[i]: k % folds for k, i in enumerate(order)}
-    return np.array([fold_of[s.split("__")[0]] for s in songs])
 
 
 def report_line(name: str, errors: np.ndarray, equal: np.ndarray, families: np.ndarray) -> str:
@@ -40,10 +31,35 @@ def report_line(name: str, errors: np.ndarray, equal: np.ndarray, families: np.n
             f"× equal loudness {np.median(errors) / np.median(equal):.3f}")
 
 
+def shipped_forest(threads: int) -> RandomForestRegressor:
+    """A forest with the shipped config (configs/balance-forest.yaml)."""
+    return RandomForestRegressor(300, min_samples_leaf=4, max_features=0.4, max_depth=16, random_state=0, n_jobs=threads)
+
+
+def fold_errors(make: Callable[[], object], features: list[np.ndarray], levels: list[np.ndarray], folds: np.ndarray,
+                allowed: Callable[[int], Sequence[int]] | None = None, songs_weighted: bool = False) -> np.ndarray:
+    """Per-song balance error (dB) of the fold-wise models ``make()`` fitted to the centred levels.
+
+    Args:
+        allowed: the songs fold ``k``'s model may fit (default: every song outside fold ``k``).
+        songs_weighted: weight every track ``1/K`` so each song counts the same.
+    """
+    errors = np.zeros(len(levels))
+    for fold in sorted(set(folds)):
+        train = allowed(fold) if allowed else np.where(folds != fold)[0]
+        weights = np.concatenate([np.full(len(levels[i]), 1.0 / len(levels[i])) for i in train])
+        model = make()
+        model.fit(np.concatenate([features[i] for i in train]),
+                  np.concatenate([levels[i] - levels[i].mean() for i in train]),
+                  sample_weight=weights if songs_weighted else None)
+        for i in np.where(folds == fold)[0]:
+            errors[i] = balance_error_db(model.predict(features[i]), levels[i]).mean()
+    return errors
+
+
 def _variants(threads: int) -> dict[str, Callable[[], object]]:
     return {
-        "forest (shipped config)": lambda: RandomForestRegressor(300, min_samples_leaf=4, max_features=0.4,
-                                                                 max_depth=16, random_state=0, n_jobs=threads),
+        "forest (shipped config)": lambda: shipped_forest(threads),
         "forest, leaf 2, features 0.3": lambda: RandomForestRegressor(300, min_samples_leaf=2, max_features=0.3,
                                                                       random_state=0, n_jobs=threads),
         "forest, absolute error": lambda: RandomForestRegressor(100, criterion="absolute_error", min_samples_leaf=4,
@@ -73,20 +89,12 @@ def main() -> None:
     args, tables, songs, families = cv_corpus(__doc__.splitlines()[0], threads=2)
     features = [song_features(rows) for t in tables for rows in t.tracks]
     levels = [lv for t in tables for lv in t.levels]
-    folds = package_folds(songs)
+    folds = package_folds(songs, FOLDS)
     equal = np.array([balance_error_db(np.zeros(len(lv)), lv).mean() for lv in levels])
     print(f"{len(songs)} songs from {len({s.split('__')[0] for s in songs})} packages, {FOLDS} folds by package")
     print(report_line("equal loudness", equal, equal, families), flush=True)
     for name, make in _variants(args.threads).items():
-        errors = np.zeros(len(songs))
-        for fold in range(FOLDS):
-            train, held = np.where(folds != fold)[0], np.where(folds == fold)[0]
-            model = make()
-            model.fit(np.concatenate([features[i] for i in train]),
-                      np.concatenate([levels[i] - levels[i].mean() for i in train]))
-            for i in held:
-                errors[i] = balance_error_db(model.predict(features[i]), levels[i]).mean()
-        print(report_line(name, errors, equal, families), flush=True)
+        print(report_line(name, fold_errors(make, features, levels, folds), equal, families), flush=True)
 
 
 if __name__ == "__main__":

@@ -253,3 +253,25 @@ def test_a_ridden_eq_band_is_noted_as_ridden_with_its_range_not_its_static_gain(
                             {s: song / s for s in settings.track_names}, duration_s=2.0)
     text = project.read_text()
     assert re.search(r"\|  kick: [^\n]*band_2 ridden -4 dB…\+3 dB at 646 Hz \(automated", text), text
+
+
+def test_fader_pan_and_send_rides_are_noted_with_their_range(song: Path, tmp_path: Path) -> None:
+    """The original-stem session holds static faders: a ridden fader, pan or send is told in the
+    notes with the lane's range, so nobody takes the session's fader for the mix's."""
+    from automix.console.automation import Lane
+    from automix.daw import write_session
+    from automix.daw.reaper import processing_summary
+
+    settings, i = _kick_with_neutral_strip(song, tmp_path)
+    lanes = settings.automation.setdefault("kick.wav", {})
+    lanes["gain_db"] = Lane((0.0, 0.75, 1.25), (-6.0, -6.0, 2.0))
+    assert processing_summary(settings, i) == ("fader ridden -6 dB…+2 dB (automated; its lane is in mix.json, "
+                                               "not in this session, whose fader stays at the static value)")
+    lanes["pan"] = Lane((0.0, 1.0), (-0.25, 0.5))
+    lanes["send.reverb_db"] = Lane((0.0, 1.0), (-30.0, -12.5))
+    summary = processing_summary(settings, i)
+    assert "pan ridden -0.25…+0.5 (automated" in summary
+    assert "reverb send ridden -30 dB…-12.5 dB (automated" in summary
+    project = write_session("reaper", tmp_path / "rides.rpp", settings,
+                            {s: song / s for s in settings.track_names}, duration_s=2.0)
+    assert re.search(r"\|  kick: fader ridden -6 dB…\+2 dB \(automated", project.read_text())

@@ -268,3 +268,40 @@ def test_eval_reads_the_recorded_truth_not_an_estimate(corpus: Path):
     assert by_role["hats"] - by_role["kick"] == pytest.approx(RULE_LU["hats"] - RULE_LU["kick"], abs=1.5)
     stems[0].path = stems[0].path.with_name("renamed.flac")  # a stem the metadata does not know
     assert known_truth(song, stems) is None
+
+
+def test_refit_with_val_fits_both_and_validates_by_package(tmp_path: Path, corpus: Path):
+    from automix.train import balance
+    from automix.train.config import load_config
+
+    config = _config(tmp_path / "c.yaml", corpus, "forest", "{trees: 20, min_samples_leaf: 1}")
+    config.write_text(config.read_text().replace("val_split: val}", "val_split: val, refit_with_val: true}"))
+    cfg = load_config(config)
+    path = balance.run(cfg, log=lambda m: None)
+    info = json.loads(path.with_suffix(".json").read_text())["training"]
+    train = balance.load_table(corpus, "train", tmp_path / "cache")
+    val = balance.load_table(corpus, "val", tmp_path / "cache")
+    both = balance.join_tables(train, val)
+    assert info["data"]["train_songs"] == info["data"]["val_songs"] == len(both.songs) == len(train.songs) + len(val.songs)
+    assert info["validation"].startswith("package-grouped cross-validation")
+    # the author's rule holds in every package, so songs predicted without their package still beat equal loudness
+    assert info["val"]["median_balance_error_db"] < 0.5 * info["equal_loudness_val"]["median_balance_error_db"]
+
+    # each song is predicted by a forest fitted without any song of its package
+    held = balance.cross_validated_predictions(cfg, both, log=lambda m: None)
+    folds = balance.package_folds(both.songs, balance.CV_FOLDS, seed=cfg.seed)
+    first = int(np.where(folds == folds[0])[0][0])
+    package = both.songs[first].split("__")[0]
+    others = [i for i in range(len(both.songs)) if folds[i] != folds[first]]
+    assert all(both.songs[i].split("__")[0] != package for i in others)
+    _, alone = balance._fit_forest(cfg, both.subset(others))
+    assert np.allclose(held[first], alone.predict(song_features(both.tracks[first])))
+
+
+def test_refit_with_val_is_for_forests_only(tmp_path: Path, corpus: Path):
+    from automix.train.config import ConfigError, load_config
+
+    config = _config(tmp_path / "c.yaml", corpus, "balance-net", "{width: 32, layers: 1, heads: 2}")
+    config.write_text(config.read_text().replace("val_split: val}", "val_split: val, refit_with_val: true}"))
+    with pytest.raises(ConfigError, match="refit_with_val"):
+        load_config(config)

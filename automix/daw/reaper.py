@@ -137,8 +137,11 @@ def processing_summary(settings: MixSettings, i: int) -> str:
 
     An EQ band with a gain lane (ridden, issue 15) is not described by its static gain, which the
     render does not use: it is named as ridden with its range, e.g. ``"band_2 ridden -4 dB…+3 dB
-    at 646 Hz (automated; its lane is in mix.json, not in this session)"``. The session writes no
-    envelopes (for no lane), so this is where the ride is told."""
+    at 646 Hz (automated; its lane is in mix.json, not in this session)"``; a ridden fader, pan or
+    reverb send likewise, e.g. ``"fader ridden -6 dB…+2 dB (automated; …)"``, while the session's
+    fader, pan and send hold the static values the rides move around. The session writes no
+    envelopes (for no lane), so this is where the ride is told; ``--stems-out`` sessions play
+    every ride (it is rendered into the processed stems)."""
     strip = settings.track[i]
     width = float(strip[TRACK.index("width")])
     lanes = settings.automation.get(settings.track_names[i], {})
@@ -152,7 +155,20 @@ def processing_summary(settings: MixSettings, i: int) -> str:
     compressor = describe_compressor(strip, TRACK, detail=False)
     parts += [f"compressor {compressor}"] if compressor != "off" else []
     parts += [f"width {in_words(width, 2)}"] if width != 1.0 else []
+    for name, label in _RIDES:
+        if name in lanes:
+            low, high = (_ride_value(name, f(lanes[name].values)) for f in (min, max))
+            parts.append(f"{label} ridden {low}…{high} (automated; its lane is in mix.json, "
+                         f"not in this session, whose {label} stays at the static value)")
     return "; ".join(parts) or "nothing"
+
+
+def _ride_value(name: str, value: float) -> str:
+    return in_words(value, 2, sign=True) if name == "pan" else db(value)
+
+
+_RIDES = (("gain_db", "fader"), ("pan", "pan"), ("send.reverb_db", "reverb send"))
+"""Lanes after the compressor (:data:`automix.console.automation.RIDE_LANES`) and what an engineer calls them."""
 
 
 def _notes(settings: MixSettings, names: list[str], processed: bool, skipped: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ import itertools
 import json
 import math
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,11 @@ class CorpusTable:
 
     def centred_levels(self, k: int) -> np.ndarray:
         return self.levels[k] - self.levels[k].mean()
+
+    def subset(self, indices: Sequence[int]) -> CorpusTable:
+        """These songs only, in this order."""
+        return CorpusTable([self.songs[i] for i in indices], [self.families[i] for i in indices],
+                           [self.tracks[i] for i in indices], [self.levels[i] for i in indices])
 
     def song_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(X, y)``: every track's :data:`SONG_FEATURES` and centred level, songs stacked."""
@@ -112,31 +118,51 @@ def load_table(root: Path, split: str, cache_dir: Path, jobs: int = 2, max_songs
     return table
 
 
-def song_errors(table: CorpusTable, predict) -> np.ndarray:
-    """Per-song balance error (mean over tracks of |e − median e|, dB) of ``predict(song_features)``."""
-    out = []
-    for k, rows in enumerate(table.tracks):
-        predicted = np.asarray(predict(song_features(rows)), dtype=np.float64) if predict else np.zeros(len(rows))
-        out.append(float(balance_error_db(predicted, table.levels[k]).mean()))
-    return np.array(out)
+def join_tables(*tables: CorpusTable) -> CorpusTable:
+    """Several splits' tables as one, songs in order."""
+    return CorpusTable([s for t in tables for s in t.songs], [f for t in tables for f in t.families],
+                       [r for t in tables for r in t.tracks], [lv for t in tables for lv in t.levels])
 
 
-def residual_var_db2(table: CorpusTable, predict) -> float:
+def package_folds(songs: list[str], folds: int, seed: int = 0) -> np.ndarray:
+    """Each song's fold, ``(len(songs),)`` int: every song of a package (the id before ``__``) in one
+    fold, packages dealt to folds in a seeded random order (the splits keep authors inside
+    packages, so a fold's songs come from packages and composers its model never saw)."""
+    packages = sorted({s.split("__")[0] for s in songs})
+    order = np.random.default_rng(seed).permutation(len(packages))
+    fold_of = {packages[i]: k % folds for k, i in enumerate(order)}
+    return np.array([fold_of[s.split("__")[0]] for s in songs])
+
+
+def predictions_of(table: CorpusTable, predict) -> list[np.ndarray]:
+    """Per song ``(K,)`` predicted levels of ``predict(song_features)`` (``None``: all 0, equal loudness)."""
+    return [np.asarray(predict(song_features(rows)), dtype=np.float64) if predict else np.zeros(len(rows))
+            for rows in table.tracks]
+
+
+def song_errors(table: CorpusTable, predictions: list[np.ndarray]) -> np.ndarray:
+    """Per-song balance error (mean over tracks of |e − median e|, dB)."""
+    return np.array([float(balance_error_db(p, lv).mean()) for p, lv in zip(predictions, table.levels, strict=True)])
+
+
+def residual_var_db2(table: CorpusTable, predictions: list[np.ndarray]) -> float:
     """Variance of the per-track error after removing each song's mean (dB²)."""
-    residuals = []
-    for k, rows in enumerate(table.tracks):
-        error = np.asarray(predict(song_features(rows)), dtype=np.float64) - table.levels[k]
-        residuals.append(error - error.mean())
+    residuals = [(p - lv) - (p - lv).mean() for p, lv in zip(predictions, table.levels, strict=True)]
     return float(np.mean(np.square(np.concatenate(residuals))))
 
 
-def summary(table: CorpusTable, predict) -> dict[str, Any]:
-    """Median per-song balance error overall and per family (``predict=None``: equal loudness)."""
-    errors = song_errors(table, predict)
+def summary_of(table: CorpusTable, predictions: list[np.ndarray]) -> dict[str, Any]:
+    """Median per-song balance error overall and per family."""
+    errors = song_errors(table, predictions)
     families = np.array(table.families)
     return {"median_balance_error_db": round(float(np.median(errors)), 3),
             "songs": int(errors.size),
             "per_family": {f: round(float(np.median(errors[families == f])), 3) for f in sorted(set(table.families))}}
+
+
+def summary(table: CorpusTable, predict) -> dict[str, Any]:
+    """:func:`summary_of` ``predict``'s levels (``predict=None``: equal loudness)."""
+    return summary_of(table, predictions_of(table, predict))
 
 
 # --------------------------------------------------------------------------------------
@@ -161,27 +187,68 @@ def export_forest(estimator: Any) -> ForestBalance:
                          roots=np.array(roots), n_features=len(SONG_FEATURES))
 
 
-def train_forest(cfg: TrainConfig, train: CorpusTable, val: CorpusTable, log=print) -> tuple[ForestBalance, dict]:
+CV_FOLDS = 5
+"""Package-grouped folds when the forest is validated by cross-validation (``data.refit_with_val``)."""
+
+
+def _fit_forest(cfg: TrainConfig, table: CorpusTable) -> tuple[Any, ForestBalance]:
     from sklearn.ensemble import RandomForestRegressor
 
     sizes = {**FOREST_SIZES, **cfg.model.sizes}
-    started = time.time()
-    x, y = train.song_matrix()
+    x, y = table.song_matrix()
     estimator = RandomForestRegressor(n_estimators=int(sizes["trees"]), min_samples_leaf=int(sizes["min_samples_leaf"]),
                                       max_features=sizes["max_features"], max_depth=sizes["max_depth"],
                                       random_state=cfg.seed, n_jobs=cfg.threads or 2)
     estimator.fit(x, y)
     forest = export_forest(estimator)
-    reference = estimator.predict(x[:64])
-    if not np.allclose(forest.predict(x[:64]), reference, atol=1e-9):
+    if not np.allclose(forest.predict(x[:64]), estimator.predict(x[:64]), atol=1e-9):
         raise AutomixError("forest export does not reproduce scikit-learn's predictions")
+    return estimator, forest
+
+
+def cross_validated_predictions(cfg: TrainConfig, table: CorpusTable, log=print) -> list[np.ndarray]:
+    """Each song's levels predicted by a forest fitted without its package, ``K`` per song."""
+    packages = {s.split("__")[0] for s in table.songs}
+    if len(packages) < 2:
+        raise AutomixError(f"cross-validation by package needs songs from 2 packages or more (got {len(packages)})")
+    folds = package_folds(table.songs, min(CV_FOLDS, len(packages)), seed=cfg.seed)
+    out: list[np.ndarray] = [np.zeros(0)] * len(table.songs)
+    for fold in sorted(set(folds)):
+        fit = [i for i in range(len(table.songs)) if folds[i] != fold]
+        _, forest = _fit_forest(cfg, table.subset(fit))
+        for i in np.where(folds == fold)[0]:
+            out[i] = forest.predict(song_features(table.tracks[i]))
+        log(f"cross-validation: fold {fold + 1}/{len(set(folds))} done")
+    return out
+
+
+def train_forest(cfg: TrainConfig, train: CorpusTable, val: CorpusTable, log=print
+                 ) -> tuple[ForestBalance, dict, CorpusTable, list[np.ndarray]]:
+    """The forest, its info, and the songs it is validated on with their predicted levels.
+
+    With ``data.refit_with_val`` the forest is fitted on train and val together and validated
+    by package-grouped cross-validation over both (every song predicted by a forest that never
+    saw its package), so more composers reach the shipped model and its numbers stay honest.
+    """
+    started = time.time()
+    if cfg.data.refit_with_val:
+        fitted = join_tables(train, val)
+        held, held_predictions = fitted, cross_validated_predictions(cfg, fitted, log)
+        estimator, forest = _fit_forest(cfg, fitted)
+    else:
+        fitted, held = train, val
+        estimator, forest = _fit_forest(cfg, fitted)
+        held_predictions = predictions_of(val, forest.predict)
+    sizes = {**FOREST_SIZES, **cfg.model.sizes}
     info = {"trees": int(sizes["trees"]), "sizes": sizes, "wall_s": round(time.time() - started, 1),
-            "val": summary(val, forest.predict), "train": summary(train, forest.predict)}
+            "val": summary_of(held, held_predictions), "train": summary(fitted, forest.predict),
+            "validation": ("package-grouped cross-validation over train + val" if cfg.data.refit_with_val
+                           else "val split")}
     importances = sorted(zip(SONG_FEATURES, estimator.feature_importances_), key=lambda p: -p[1])[:12]
     info["top_features"] = {name: round(float(v), 4) for name, v in importances}
-    log(f"forest: {info['trees']} trees in {info['wall_s']} s; val median balance error "
-        f"{info['val']['median_balance_error_db']} dB (equal loudness {summary(val, None)['median_balance_error_db']})")
-    return forest, info
+    log(f"forest: {info['trees']} trees in {info['wall_s']} s; {info['validation']}: median balance error "
+        f"{info['val']['median_balance_error_db']} dB (equal loudness {summary(held, None)['median_balance_error_db']})")
+    return forest, info, held, held_predictions
 
 
 # --------------------------------------------------------------------------------------
@@ -307,14 +374,16 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
         f"val {len(val.songs)} / {sum(len(t) for t in val.tracks)}; equal loudness on val: "
         f"{summary(val, None)['median_balance_error_db']} dB")
     if cfg.model.kind == "forest":
-        model, info = train_forest(cfg, train, val, log)
+        model, info, held, held_predictions = train_forest(cfg, train, val, log)
+        fitted = join_tables(train, val) if d.refit_with_val else train
     else:
         model, info = train_net(cfg, train, val, resume, log)
-    info["val_residual_var_db2"] = round(residual_var_db2(val, model.predict), 3)
+        held, held_predictions, fitted = val, predictions_of(val, model.predict), train
+    info["val_residual_var_db2"] = round(residual_var_db2(held, held_predictions), 3)
     info.update({"description": cfg.description, "config": to_dict(cfg),
-                 "data": {"root": d.songs_root, "train_songs": len(train.songs),
-                          "train_tracks": int(sum(len(t) for t in train.tracks)), "val_songs": len(val.songs)},
-                 "equal_loudness_val": summary(val, None)})
+                 "data": {"root": d.songs_root, "train_songs": len(fitted.songs),
+                          "train_tracks": int(sum(len(t) for t in fitted.tracks)), "val_songs": len(held.songs)},
+                 "equal_loudness_val": summary(held, None)})
     path = Path(cfg.out_dir) / f"{cfg.name}-best"
     save_checkpoint(path, model, info)
     log(f"wrote {path}.safetensors / .json")

@@ -45,6 +45,9 @@ class DataSection:
     max_tracks: int = 16
     max_songs: int | None = None
     """Use at most this many songs per split (quick experiments); None = all."""
+    refit_with_val: bool = False
+    """Forest on the real-balance corpus: fit the shipped model on train and val together and
+    report validation numbers from package-grouped cross-validation over both."""
     workers: int = 0
     output_samples: int = 8192
     """Transformation network (``method: strip``): output samples per example (its input is
