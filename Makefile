@@ -18,7 +18,7 @@ APT_PACKAGES := fluidsynth fluid-soundfont-gm musescore-general-soundfont-small 
 	avldrums.lv2-soundfont mma openttd-openmsx libopenmpt0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv demo test lint bench data data-real example apt clean-venv train-mst train-dmc eval-models
+.PHONY: venv demo test lint bench data data-real data-synth-balance example apt clean-venv train-mst train-dmc eval-models
 
 venv: $(STAMP)
 
@@ -63,6 +63,10 @@ data: venv apt
 # Debian packages, downloaded with apt-get download (resumes; docs/data-card.md has sizes and times).
 data-real: venv apt
 	$(PY) -m automix data real --out data/real --jobs 2
+
+# The MMA arranger balances the forest also fits (automix/train/synthetic_balance.py).
+data-synth-balance: venv apt
+	$(PY) -m automix data synth --out data/synth-balance --songs 600 --seconds 20 --seed 1 --jobs 2
 
 # --- example: regenerates the bundled example stems (same bytes every run).
 example: venv apt

@@ -32,7 +32,8 @@ from cv_balance_models import FOLDS, cv_corpus, fold_errors, report_line, shippe
 
 from automix.evaluate.features import balance_error_db
 from automix.mixers.balance_features import song_features
-from automix.train.balance import package_folds
+from automix.train.balance import group_folds
+from automix.train.corpus_table import join_tables
 
 FFT = 4096
 HOP = 2048
@@ -152,9 +153,9 @@ def main() -> None:
         "+ echoes and doublings": [np.concatenate([f, e], 1) for f, e in zip(shipped, extra["echoes"])],
         "+ both": [np.concatenate([f, m, e], 1) for f, m, e in zip(shipped, extra["melody"], extra["echoes"])],
     }
-    folds = package_folds(songs, FOLDS)
+    folds = group_folds(join_tables(*tables).groups(), FOLDS)
     equal = np.array([balance_error_db(np.zeros(len(lv)), lv).mean() for lv in levels])
-    print(f"{len(songs)} songs from {len({s.split('__')[0] for s in songs})} packages, {FOLDS} folds by package")
+    print(f"{len(songs)} songs from {len({s.split('__')[0] for s in songs})} packages, {FOLDS} folds by package and composer")
     print(report_line("equal loudness", equal, equal, families), flush=True)
     for name, features in variants.items():
         errors = fold_errors(lambda: shipped_forest(args.threads), features, levels, folds)

@@ -24,7 +24,8 @@ from cv_balance_models import (  # same folds and learner as the learner compari
 
 from automix.evaluate.features import balance_error_db
 from automix.mixers.balance_features import TRACK_FEATURES, song_features
-from automix.train.balance import package_folds
+from automix.train.balance import group_folds
+from automix.train.corpus_table import join_tables
 
 _INDEX = {name: i for i, name in enumerate(TRACK_FEATURES)}
 _BANDS = [_INDEX[f"band_{k:02d}_db"] for k in range(16)]
@@ -75,9 +76,9 @@ def main() -> None:
     args, tables, songs, families = cv_corpus(__doc__.splitlines()[0], threads=1)
     bases = [b for t in tables for b in t.tracks]
     levels = [lv for t in tables for lv in t.levels]
-    folds = package_folds(songs, FOLDS)
+    folds = group_folds(join_tables(*tables).groups(), FOLDS)
     equal = np.array([balance_error_db(np.zeros(len(lv)), lv).mean() for lv in levels])
-    print(f"{len(songs)} songs from {len({s.split('__')[0] for s in songs})} packages, {FOLDS} folds by package")
+    print(f"{len(songs)} songs from {len({s.split('__')[0] for s in songs})} packages, {FOLDS} folds by package and composer")
     print(report_line("equal loudness", equal, equal, families), flush=True)
     for name, variant in VARIANTS.items():
         features = [variant(base) for base in bases]

@@ -19,7 +19,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 
 from automix.evaluate.features import balance_error_db
 from automix.mixers.balance_features import song_features
-from automix.train.balance import CorpusTable, load_table, package_folds
+from automix.train.balance import FOREST_SIZES, group_folds, load_table
+from automix.train.corpus_table import CorpusTable, join_tables
 
 FOLDS = 5
 
@@ -32,26 +33,36 @@ def report_line(name: str, errors: np.ndarray, equal: np.ndarray, families: np.n
 
 
 def shipped_forest(threads: int) -> RandomForestRegressor:
-    """A forest with the shipped config (configs/balance-forest.yaml)."""
-    return RandomForestRegressor(300, min_samples_leaf=4, max_features=0.4, max_depth=16, random_state=0, n_jobs=threads)
+    """A forest with the shipped sizes (:data:`automix.train.balance.FOREST_SIZES`, as in
+    configs/balance-forest.yaml), seed 0."""
+    sizes = FOREST_SIZES
+    return RandomForestRegressor(sizes["trees"], min_samples_leaf=sizes["min_samples_leaf"],
+                                 max_features=sizes["max_features"], max_depth=sizes["max_depth"],
+                                 random_state=0, n_jobs=threads)
 
 
 def fold_errors(make: Callable[[], object], features: list[np.ndarray], levels: list[np.ndarray], folds: np.ndarray,
-                allowed: Callable[[int], Sequence[int]] | None = None, songs_weighted: bool = False) -> np.ndarray:
+                allowed: Callable[[int], Sequence[int]] | None = None, songs_weighted: bool = False,
+                extra: tuple[np.ndarray, np.ndarray, float] | None = None) -> np.ndarray:
     """Per-song balance error (dB) of the fold-wise models ``make()`` fitted to the centred levels.
 
     Args:
         allowed: the songs fold ``k``'s model may fit (default: every song outside fold ``k``).
         songs_weighted: weight every track ``1/K`` so each song counts the same.
+        extra: ``(features, centred levels, weight per track)`` of rows every fold also fits.
     """
     errors = np.zeros(len(levels))
     for fold in sorted(set(folds)):
         train = allowed(fold) if allowed else np.where(folds != fold)[0]
-        weights = np.concatenate([np.full(len(levels[i]), 1.0 / len(levels[i])) for i in train])
+        x = np.concatenate([features[i] for i in train])
+        y = np.concatenate([levels[i] - levels[i].mean() for i in train])
+        weights = (np.concatenate([np.full(len(levels[i]), 1.0 / len(levels[i])) for i in train]) if songs_weighted
+                   else np.ones(len(y)))
+        if extra is not None:
+            x, y = np.concatenate([x, extra[0]]), np.concatenate([y, extra[1]])
+            weights = np.concatenate([weights, np.full(len(extra[1]), extra[2])])
         model = make()
-        model.fit(np.concatenate([features[i] for i in train]),
-                  np.concatenate([levels[i] - levels[i].mean() for i in train]),
-                  sample_weight=weights if songs_weighted else None)
+        model.fit(x, y, sample_weight=weights if songs_weighted or extra is not None else None)
         for i in np.where(folds == fold)[0]:
             errors[i] = balance_error_db(model.predict(features[i]), levels[i]).mean()
     return errors
@@ -89,9 +100,9 @@ def main() -> None:
     args, tables, songs, families = cv_corpus(__doc__.splitlines()[0], threads=2)
     features = [song_features(rows) for t in tables for rows in t.tracks]
     levels = [lv for t in tables for lv in t.levels]
-    folds = package_folds(songs, FOLDS)
+    folds = group_folds(join_tables(*tables).groups(), FOLDS)
     equal = np.array([balance_error_db(np.zeros(len(lv)), lv).mean() for lv in levels])
-    print(f"{len(songs)} songs from {len({s.split('__')[0] for s in songs})} packages, {FOLDS} folds by package")
+    print(f"{len(songs)} songs from {len({s.split('__')[0] for s in songs})} packages, {FOLDS} folds by package and composer")
     print(report_line("equal loudness", equal, equal, families), flush=True)
     for name, make in _variants(args.threads).items():
         print(report_line(name, fold_errors(make, features, levels, folds), equal, families), flush=True)

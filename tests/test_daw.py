@@ -266,12 +266,14 @@ def test_fader_pan_and_send_rides_are_noted_with_their_range(song: Path, tmp_pat
     lanes = settings.automation.setdefault("kick.wav", {})
     lanes["gain_db"] = Lane((0.0, 0.75, 1.25), (-6.0, -6.0, 2.0))
     assert processing_summary(settings, i) == ("fader ridden -6 dB…+2 dB (automated; its lane is in mix.json, "
-                                               "not in this session, whose fader stays at the static value)")
+                                               "not in this session)")
     lanes["pan"] = Lane((0.0, 1.0), (-0.25, 0.5))
-    lanes["send.reverb_db"] = Lane((0.0, 1.0), (-30.0, -12.5))
+    lanes["send.reverb_db"] = Lane((0.0, 1.0), (TRACK.spec("send.reverb_db").minimum, -12.5))
     summary = processing_summary(settings, i)
     assert "pan ridden -0.25…+0.5 (automated" in summary
-    assert "reverb send ridden -30 dB…-12.5 dB (automated" in summary
+    assert "reverb send ridden off…-12.5 dB (automated" in summary
+    lanes["pan"] = Lane((0.0, 1.0), (0.3, 0.3))  # a flat lane: one value
+    assert "pan ridden +0.3 (automated" in processing_summary(settings, i)
     project = write_session("reaper", tmp_path / "rides.rpp", settings,
                             {s: song / s for s in settings.track_names}, duration_s=2.0)
     assert re.search(r"\|  kick: fader ridden -6 dB…\+2 dB \(automated", project.read_text())

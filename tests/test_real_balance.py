@@ -271,6 +271,8 @@ def test_eval_reads_the_recorded_truth_not_an_estimate(corpus: Path):
 
 
 def test_refit_with_val_fits_both_and_validates_by_package(tmp_path: Path, corpus: Path):
+    from automix.models.balance import ForestBalance
+    from automix.models.checkpoint import load_checkpoint
     from automix.train import balance
     from automix.train.config import load_config
 
@@ -284,18 +286,35 @@ def test_refit_with_val_fits_both_and_validates_by_package(tmp_path: Path, corpu
     both = balance.join_tables(train, val)
     assert info["data"]["train_songs"] == info["data"]["val_songs"] == len(both.songs) == len(train.songs) + len(val.songs)
     assert info["validation"].startswith("package-grouped cross-validation")
+    # the shipped forest is the one fitted on train + val
+    shipped = load_checkpoint(path)[0]
+    _, on_both = balance._fit_forest(cfg, both)
+    x = song_features(both.tracks[0])
+    assert isinstance(shipped, ForestBalance) and np.allclose(shipped.predict(x), on_both.predict(x))
+
+    # every song is predicted by a forest fitted without any song of its package or composer
+    held = balance.cross_validated_predictions(cfg, both, log=lambda m: None)
+    assert info["val"] == balance.summary_of(both, held)
+    groups = both.groups()
+    folds = balance.group_folds(groups, balance.CV_FOLDS, seed=cfg.seed)
+    for fold in sorted(set(folds)):
+        inside = np.where(folds == fold)[0]
+        outside = [i for i in range(len(both.songs)) if folds[i] != fold]
+        assert not {both.sources[i][0] for i in inside} & {both.sources[i][0] for i in outside}
+        assert not ({both.sources[i][1] for i in inside} & {both.sources[i][1] for i in outside}) - {""}
+        _, alone = balance._fit_forest(cfg, both.subset(outside))
+        for i in inside:
+            assert np.allclose(held[i], alone.predict(song_features(both.tracks[i])))
     # the author's rule holds in every package, so songs predicted without their package still beat equal loudness
     assert info["val"]["median_balance_error_db"] < 0.5 * info["equal_loudness_val"]["median_balance_error_db"]
 
-    # each song is predicted by a forest fitted without any song of its package
-    held = balance.cross_validated_predictions(cfg, both, log=lambda m: None)
-    folds = balance.package_folds(both.songs, balance.CV_FOLDS, seed=cfg.seed)
-    first = int(np.where(folds == folds[0])[0][0])
-    package = both.songs[first].split("__")[0]
-    others = [i for i in range(len(both.songs)) if folds[i] != folds[first]]
-    assert all(both.songs[i].split("__")[0] != package for i in others)
-    _, alone = balance._fit_forest(cfg, both.subset(others))
-    assert np.allclose(held[first], alone.predict(song_features(both.tracks[first])))
+
+def test_composer_groups_join_packages_that_share_an_author():
+    songs = [("pkg_a", "Ann"), ("pkg_b", "ann "), ("pkg_c", ""), ("pkg_d", "Bob"), ("pkg_c", "Bob"), ("pkg_e", "")]
+    groups = real.composer_groups(songs)
+    assert groups[0] == groups[1]  # one author (case and spaces aside) in two packages
+    assert groups[2] == groups[3] == groups[4]  # pkg_c's second song brings Bob's pkg_d in
+    assert len({groups[0], groups[2], groups[5]}) == 3  # an unknown author joins nothing
 
 
 def test_refit_with_val_is_for_forests_only(tmp_path: Path, corpus: Path):
@@ -303,5 +322,76 @@ def test_refit_with_val_is_for_forests_only(tmp_path: Path, corpus: Path):
 
     config = _config(tmp_path / "c.yaml", corpus, "balance-net", "{width: 32, layers: 1, heads: 2}")
     config.write_text(config.read_text().replace("val_split: val}", "val_split: val, refit_with_val: true}"))
-    with pytest.raises(ConfigError, match="refit_with_val"):
+    with pytest.raises(ConfigError, match="refit_with_val: only a forest"):
         load_config(config)
+    config.write_text(config.read_text().replace("refit_with_val: true", "refit_with_val: 'no'"))
+    with pytest.raises(ConfigError, match="refit_with_val: expected true or false"):
+        load_config(config)
+    mst = tmp_path / "mst.yaml"
+    mst.write_text("model: {kind: mst}\ndata: {refit_with_val: true}\nloss: {param: 1.0}\n")
+    with pytest.raises(ConfigError, match="refit_with_val: only a forest"):
+        load_config(mst)
+
+
+def _fake_synthetic(root: Path, songs: int = 6) -> None:
+    """MMA-like songs whose arranger keeps the same rule (and one OpenMSX song that must be skipped)."""
+    makers = {"kick": kick, "bass": bass, "hats": hats, "lead": lead}
+    for index in range(songs + 1):
+        folder = root / ("train" if index % 3 else "val") / f"song_{index:05d}"
+        (folder / "stems").mkdir(parents=True)
+        stems = []
+        for k, (name, make) in enumerate(makers.items()):
+            mono = make(SECONDS)
+            offset_db = (k - 1.5) * 5.0  # an arbitrary recording level around -20 LUFS
+            file = f"stems/{k + 1:02d}_{name}.flac"
+            sf.write(folder / file, (mono[0] * 10 ** ((-20.0 - integrated_lufs(mono, SR) + offset_db) / 20.0)
+                                     ).astype(np.float32), SR)
+            # the arranger's gain puts the stem at the rule: -20 + offset + gain = -20 + rule
+            stems.append({"file": file, "name": name, "stem_to_mix_gain_db": RULE_LU[name] - offset_db})
+        kind = "openmsx" if index == songs else "mma"
+        (folder / "song.json").write_text(json.dumps({"song_id": folder.name, "source": {"kind": kind}, "stems": stems}))
+
+
+def test_synthetic_table_reads_mma_arranger_balances(tmp_path: Path):
+    from automix.train.synthetic_balance import load_synthetic_table
+
+    _fake_synthetic(tmp_path / "synth")
+    table = load_synthetic_table(tmp_path / "synth", tmp_path / "cache", jobs=1, log=lambda m: None)
+    assert len(table.songs) == 6 and "song_00006" not in table.songs  # the OpenMSX song is left out
+    for levels in table.levels:  # level in the mix = stem loudness + arranger gain: the rule, whatever the recording
+        centred = levels - levels[0]
+        assert np.allclose(centred, [RULE_LU[n] - RULE_LU["kick"] for n in ("kick", "bass", "hats", "lead")], atol=0.05)
+    assert all(len(rows) == 4 for rows in table.tracks)
+    logged: list[str] = []
+    again = load_synthetic_table(tmp_path / "synth", tmp_path / "cache", jobs=1, log=logged.append)
+    assert not logged  # read from the cache, nothing measured again
+    assert np.array_equal(np.concatenate(again.levels), np.concatenate(table.levels))
+
+
+def test_forest_fits_synthetic_rows_at_their_weight(tmp_path: Path, corpus: Path):
+    from automix.train import balance
+    from automix.train.config import ConfigError, load_config
+    from automix.train.synthetic_balance import load_synthetic_table
+
+    _fake_synthetic(tmp_path / "synth")
+    config = _config(tmp_path / "c.yaml", corpus, "forest", "{trees: 20, min_samples_leaf: 1}")
+    text = config.read_text().replace("val_split: val}", f"val_split: val, synthetic_root: {tmp_path / 'synth'}, "
+                                                         "synthetic_weight: 0.5}")
+    config.write_text(text)
+    cfg = load_config(config)
+    path = balance.run(cfg, log=lambda m: None)
+    data = json.loads(path.with_suffix(".json").read_text())["training"]["data"]
+    assert (data["synthetic_songs"], data["synthetic_tracks"], data["synthetic_weight"]) == (6, 24, 0.5)
+    train = balance.load_table(corpus, "train", tmp_path / "cache")
+    extra = load_synthetic_table(tmp_path / "synth", tmp_path / "cache")
+    x = song_features(train.tracks[0])
+    with_extra = balance._fit_forest(cfg, train, extra)[1].predict(x)
+    assert not np.allclose(with_extra, balance._fit_forest(cfg, train)[1].predict(x))
+    cfg.data.synthetic_weight = 1.0  # the weight reaches the fit
+    assert not np.allclose(with_extra, balance._fit_forest(cfg, train, extra)[1].predict(x))
+
+    bad = tmp_path / "net.yaml"
+    bad.write_text(text.replace("kind: forest, sizes: {trees: 20, min_samples_leaf: 1}",
+                                "kind: balance-net, sizes: {width: 32, layers: 1, heads: 2}"))
+    with pytest.raises(ConfigError, match="synthetic_root: only a forest"):
+        load_config(bad)

@@ -79,6 +79,27 @@ def _author_key(author: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", author.lower()).strip()
 
 
+def composer_groups(songs: Sequence[tuple[str, str]]) -> list[str]:
+    """Each song's group, from its ``(package, author)``: packages and authors are the nodes of a
+    graph, each song joins its package to its author (an unknown author joins nothing), and a
+    group is a connected component, named by one of its packages. Songs of one package, and
+    packages that share an author, share a group."""
+    parent: dict[str, str] = {}
+
+    def find(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for package, author in songs:
+        package_node = f"package:{package}"
+        find(package_node)
+        if _author_key(author):
+            parent[find(f"author:{_author_key(author)}")] = find(package_node)
+    return [find(f"package:{package}").removeprefix("package:") for package, _ in songs]
+
+
 def assign_splits(sources: Sequence[SourceFile], seed: int = 0,
                   fractions: dict[str, float] | None = None) -> dict[str, str]:
     """``song_id → split``, keeping every package and every author inside one split.
@@ -89,22 +110,10 @@ def assign_splits(sources: Sequence[SourceFile], seed: int = 0,
     family is represented in every split where it has enough components.
     """
     fractions = fractions or SPLIT_FRACTIONS
-    parent: dict[str, str] = {}
-
-    def find(node: str) -> str:
-        while parent.setdefault(node, node) != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for source in sources:
-        package_node = f"package:{source.package}"
-        find(package_node)
-        if _author_key(source.author):
-            parent[find(f"author:{_author_key(source.author)}")] = find(package_node)
+    groups = composer_groups([(source.package, source.author) for source in sources])
     components: dict[str, list[SourceFile]] = {}
-    for source in sources:
-        components.setdefault(find(f"package:{source.package}"), []).append(source)
+    for source, group in zip(sources, groups, strict=True):
+        components.setdefault(group, []).append(source)
 
     splits: dict[str, str] = {}
     rng = np.random.default_rng(seed)

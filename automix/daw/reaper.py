@@ -138,10 +138,10 @@ def processing_summary(settings: MixSettings, i: int) -> str:
     An EQ band with a gain lane (ridden, issue 15) is not described by its static gain, which the
     render does not use: it is named as ridden with its range, e.g. ``"band_2 ridden -4 dB…+3 dB
     at 646 Hz (automated; its lane is in mix.json, not in this session)"``; a ridden fader, pan or
-    reverb send likewise, e.g. ``"fader ridden -6 dB…+2 dB (automated; …)"``, while the session's
-    fader, pan and send hold the static values the rides move around. The session writes no
-    envelopes (for no lane), so this is where the ride is told; ``--stems-out`` sessions play
-    every ride (it is rendered into the processed stems)."""
+    reverb send likewise, e.g. ``"fader ridden -6 dB…+2 dB (automated; …)"``: in the mix a lane
+    replaces the static setting, while the session's fader, pan and send hold the static ones.
+    The session writes no envelopes (for no lane), so this is where the ride is told;
+    ``--stems-out`` sessions play every ride (it is rendered into the processed stems)."""
     strip = settings.track[i]
     width = float(strip[TRACK.index("width")])
     lanes = settings.automation.get(settings.track_names[i], {})
@@ -158,13 +158,15 @@ def processing_summary(settings: MixSettings, i: int) -> str:
     for name, label in _RIDES:
         if name in lanes:
             low, high = (_ride_value(name, f(lanes[name].values)) for f in (min, max))
-            parts.append(f"{label} ridden {low}…{high} (automated; its lane is in mix.json, "
-                         f"not in this session, whose {label} stays at the static value)")
+            span = low if low == high else f"{low}…{high}"
+            parts.append(f"{label} ridden {span} (automated; its lane is in mix.json, not in this session)")
     return "; ".join(parts) or "nothing"
 
 
 def _ride_value(name: str, value: float) -> str:
-    return in_words(value, 2, sign=True) if name == "pan" else db(value)
+    if name == "pan":
+        return in_words(value, 2, sign=True)
+    return "off" if name == "send.reverb_db" and value <= SEND_OFF_DB else db(value)
 
 
 _RIDES = (("gain_db", "fader"), ("pan", "pan"), ("send.reverb_db", "reverb send"))

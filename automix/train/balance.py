@@ -23,7 +23,6 @@ import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,40 +36,11 @@ from automix.mixers.balance_features import SONG_FEATURES, TRACK_FEATURES, song_
 from automix.models.balance import BalanceNet, BalanceNetConfig, ForestBalance
 from automix.models.checkpoint import save_checkpoint
 from automix.train.config import TrainConfig, to_dict
+from automix.train.corpus_table import CorpusTable, join_tables
+from automix.train.synthetic_balance import load_synthetic_table
 
 FOREST_SIZES = {"trees": 300, "min_samples_leaf": 4, "max_features": 0.4, "max_depth": 16}
 """Defaults of ``model.sizes`` for a forest (scikit-learn's RandomForestRegressor arguments)."""
-
-
-@dataclass
-class CorpusTable:
-    """Per-track descriptors and truths of one split, song by song.
-
-    Attributes:
-        songs: song ids.
-        families: each song's source family.
-        tracks: per song ``(K, len(TRACK_FEATURES))`` descriptors.
-        levels: per song ``(K,)`` loudness in the author's mix relative to the mix (LU).
-    """
-
-    songs: list[str]
-    families: list[str]
-    tracks: list[np.ndarray]
-    levels: list[np.ndarray]
-
-    def centred_levels(self, k: int) -> np.ndarray:
-        return self.levels[k] - self.levels[k].mean()
-
-    def subset(self, indices: Sequence[int]) -> CorpusTable:
-        """These songs only, in this order."""
-        return CorpusTable([self.songs[i] for i in indices], [self.families[i] for i in indices],
-                           [self.tracks[i] for i in indices], [self.levels[i] for i in indices])
-
-    def song_matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(X, y)``: every track's :data:`SONG_FEATURES` and centred level, songs stacked."""
-        xs = [song_features(t) for t in self.tracks]
-        ys = [self.centred_levels(k) for k in range(len(self.songs))]
-        return np.concatenate(xs), np.concatenate(ys)
 
 
 def _song_rows(folder: str) -> tuple[str, str, np.ndarray, np.ndarray]:
@@ -81,6 +51,12 @@ def _song_rows(folder: str) -> tuple[str, str, np.ndarray, np.ndarray]:
         rows.append(track_features(audio.T, rate, track["name"]))
         levels.append(float(track["level_in_mix_lu"]))
     return meta["song_id"], meta.get("family", ""), np.array(rows), np.array(levels)
+
+
+def _sources(folders: list[Path]) -> list[tuple[str, str]]:
+    """``(package, author)`` of each song (read every time: the cache holds descriptors only)."""
+    metas = [json.loads((f / "song.json").read_text(encoding="utf-8")) for f in folders]
+    return [(str(m.get("package", "")), str(m.get("author", "") or "")) for m in metas]
 
 
 def _fingerprint(folders: list[Path]) -> str:
@@ -101,12 +77,12 @@ def load_table(root: Path, split: str, cache_dir: Path, jobs: int = 2, max_songs
         bounds = np.concatenate([[0], np.cumsum(counts)])
         return CorpusTable(list(data["songs"]), list(data["families"]),
                            [data["tracks"][a:b] for a, b in itertools.pairwise(bounds)],
-                           [data["levels"][a:b] for a, b in itertools.pairwise(bounds)])
+                           [data["levels"][a:b] for a, b in itertools.pairwise(bounds)], _sources(folders))
     started = time.time()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(_song_rows, [str(f) for f in folders], chunksize=4))
     table = CorpusTable([r[0] for r in results], [r[1] for r in results], [r[2] for r in results],
-                        [r[3] for r in results])
+                        [r[3] for r in results], _sources(folders))
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + ".tmp.npz")
     np.savez(tmp, songs=np.array(table.songs), families=np.array(table.families),
@@ -118,20 +94,14 @@ def load_table(root: Path, split: str, cache_dir: Path, jobs: int = 2, max_songs
     return table
 
 
-def join_tables(*tables: CorpusTable) -> CorpusTable:
-    """Several splits' tables as one, songs in order."""
-    return CorpusTable([s for t in tables for s in t.songs], [f for t in tables for f in t.families],
-                       [r for t in tables for r in t.tracks], [lv for t in tables for lv in t.levels])
-
-
-def package_folds(songs: list[str], folds: int, seed: int = 0) -> np.ndarray:
-    """Each song's fold, ``(len(songs),)`` int: every song of a package (the id before ``__``) in one
-    fold, packages dealt to folds in a seeded random order (the splits keep authors inside
-    packages, so a fold's songs come from packages and composers its model never saw)."""
-    packages = sorted({s.split("__")[0] for s in songs})
-    order = np.random.default_rng(seed).permutation(len(packages))
-    fold_of = {packages[i]: k % folds for k, i in enumerate(order)}
-    return np.array([fold_of[s.split("__")[0]] for s in songs])
+def group_folds(groups: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:
+    """Each song's fold, ``(len(groups),)`` int, from its package-and-composer group
+    (:meth:`CorpusTable.groups`): every group in one fold, groups dealt to folds in a seeded random
+    order, so a fold's songs come from packages and composers its model never saw."""
+    names = sorted(set(groups))
+    order = np.random.default_rng(seed).permutation(len(names))
+    fold_of = {names[i]: k % folds for k, i in enumerate(order)}
+    return np.array([fold_of[g] for g in groups])
 
 
 def predictions_of(table: CorpusTable, predict) -> list[np.ndarray]:
@@ -191,53 +161,65 @@ CV_FOLDS = 5
 """Package-grouped folds when the forest is validated by cross-validation (``data.refit_with_val``)."""
 
 
-def _fit_forest(cfg: TrainConfig, table: CorpusTable) -> tuple[Any, ForestBalance]:
+def _fit_forest(cfg: TrainConfig, table: CorpusTable, extra: CorpusTable | None = None) -> tuple[Any, ForestBalance]:
+    """A forest fitted on ``table``'s tracks and, at ``data.synthetic_weight`` each, ``extra``'s."""
     from sklearn.ensemble import RandomForestRegressor
 
     sizes = {**FOREST_SIZES, **cfg.model.sizes}
     x, y = table.song_matrix()
+    weights = np.ones(len(y))
+    if extra is not None:
+        extra_x, extra_y = extra.song_matrix()
+        x, y = np.concatenate([x, extra_x]), np.concatenate([y, extra_y])
+        weights = np.concatenate([weights, np.full(len(extra_y), cfg.data.synthetic_weight)])
     estimator = RandomForestRegressor(n_estimators=int(sizes["trees"]), min_samples_leaf=int(sizes["min_samples_leaf"]),
                                       max_features=sizes["max_features"], max_depth=sizes["max_depth"],
                                       random_state=cfg.seed, n_jobs=cfg.threads or 2)
-    estimator.fit(x, y)
+    estimator.fit(x, y, sample_weight=weights if extra is not None else None)
     forest = export_forest(estimator)
     if not np.allclose(forest.predict(x[:64]), estimator.predict(x[:64]), atol=1e-9):
         raise AutomixError("forest export does not reproduce scikit-learn's predictions")
     return estimator, forest
 
 
-def cross_validated_predictions(cfg: TrainConfig, table: CorpusTable, log=print) -> list[np.ndarray]:
-    """Each song's levels predicted by a forest fitted without its package, ``K`` per song."""
-    packages = {s.split("__")[0] for s in table.songs}
-    if len(packages) < 2:
-        raise AutomixError(f"cross-validation by package needs songs from 2 packages or more (got {len(packages)})")
-    folds = package_folds(table.songs, min(CV_FOLDS, len(packages)), seed=cfg.seed)
+def cross_validated_predictions(cfg: TrainConfig, table: CorpusTable, log=print,
+                                extra: CorpusTable | None = None) -> list[np.ndarray]:
+    """Each song's levels predicted by a forest fitted without its package and composer (and with
+    every ``extra`` song), ``K`` per song."""
+    groups = table.groups()
+    if len(set(groups)) < 2:
+        raise AutomixError("cross-validation by package needs songs from 2 package-and-composer groups or more "
+                           f"(got {len(set(groups))})")
+    folds = group_folds(groups, min(CV_FOLDS, len(set(groups))), seed=cfg.seed)
     out: list[np.ndarray] = [np.zeros(0)] * len(table.songs)
     for fold in sorted(set(folds)):
         fit = [i for i in range(len(table.songs)) if folds[i] != fold]
-        _, forest = _fit_forest(cfg, table.subset(fit))
+        _, forest = _fit_forest(cfg, table.subset(fit), extra)
         for i in np.where(folds == fold)[0]:
             out[i] = forest.predict(song_features(table.tracks[i]))
         log(f"cross-validation: fold {fold + 1}/{len(set(folds))} done")
     return out
 
 
-def train_forest(cfg: TrainConfig, train: CorpusTable, val: CorpusTable, log=print
-                 ) -> tuple[ForestBalance, dict, CorpusTable, list[np.ndarray]]:
-    """The forest, its info, and the songs it is validated on with their predicted levels.
+def train_forest(cfg: TrainConfig, train: CorpusTable, val: CorpusTable, log=print,
+                 extra: CorpusTable | None = None) -> tuple[ForestBalance, dict, CorpusTable, CorpusTable, list[np.ndarray]]:
+    """The forest, its info, the songs it is fitted on, and the songs it is validated on with
+    their predicted levels.
 
     With ``data.refit_with_val`` the forest is fitted on train and val together and validated
     by package-grouped cross-validation over both (every song predicted by a forest that never
     saw its package), so more composers reach the shipped model and its numbers stay honest.
+    ``extra`` (the synthetic arranger balances, :mod:`automix.train.synthetic_balance`) joins
+    every fit, never the validation.
     """
     started = time.time()
     if cfg.data.refit_with_val:
         fitted = join_tables(train, val)
-        held, held_predictions = fitted, cross_validated_predictions(cfg, fitted, log)
-        estimator, forest = _fit_forest(cfg, fitted)
+        held, held_predictions = fitted, cross_validated_predictions(cfg, fitted, log, extra)
+        estimator, forest = _fit_forest(cfg, fitted, extra)
     else:
         fitted, held = train, val
-        estimator, forest = _fit_forest(cfg, fitted)
+        estimator, forest = _fit_forest(cfg, fitted, extra)
         held_predictions = predictions_of(val, forest.predict)
     sizes = {**FOREST_SIZES, **cfg.model.sizes}
     info = {"trees": int(sizes["trees"]), "sizes": sizes, "wall_s": round(time.time() - started, 1),
@@ -248,7 +230,7 @@ def train_forest(cfg: TrainConfig, train: CorpusTable, val: CorpusTable, log=pri
     info["top_features"] = {name: round(float(v), 4) for name, v in importances}
     log(f"forest: {info['trees']} trees in {info['wall_s']} s; {info['validation']}: median balance error "
         f"{info['val']['median_balance_error_db']} dB (equal loudness {summary(held, None)['median_balance_error_db']})")
-    return forest, info, held, held_predictions
+    return forest, info, fitted, held, held_predictions
 
 
 # --------------------------------------------------------------------------------------
@@ -373,16 +355,23 @@ def run(cfg: TrainConfig, resume: bool = False, log=print) -> Path:
     log(f"train {len(train.songs)} songs / {sum(len(t) for t in train.tracks)} tracks, "
         f"val {len(val.songs)} / {sum(len(t) for t in val.tracks)}; equal loudness on val: "
         f"{summary(val, None)['median_balance_error_db']} dB")
+    extra = None
+    if d.synthetic_root is not None:
+        extra = load_synthetic_table(Path(d.synthetic_root), Path(d.cache_dir), log=log)
+        log(f"synthetic: {len(extra.songs)} MMA songs / {sum(len(t) for t in extra.tracks)} tracks "
+            f"at weight {d.synthetic_weight}")
     if cfg.model.kind == "forest":
-        model, info, held, held_predictions = train_forest(cfg, train, val, log)
-        fitted = join_tables(train, val) if d.refit_with_val else train
+        model, info, fitted, held, held_predictions = train_forest(cfg, train, val, log, extra)
     else:
         model, info = train_net(cfg, train, val, resume, log)
         held, held_predictions, fitted = val, predictions_of(val, model.predict), train
     info["val_residual_var_db2"] = round(residual_var_db2(held, held_predictions), 3)
     info.update({"description": cfg.description, "config": to_dict(cfg),
                  "data": {"root": d.songs_root, "train_songs": len(fitted.songs),
-                          "train_tracks": int(sum(len(t) for t in fitted.tracks)), "val_songs": len(held.songs)},
+                          "train_tracks": int(sum(len(t) for t in fitted.tracks)), "val_songs": len(held.songs),
+                          **({"synthetic_root": d.synthetic_root, "synthetic_songs": len(extra.songs),
+                              "synthetic_tracks": int(sum(len(t) for t in extra.tracks)),
+                              "synthetic_weight": d.synthetic_weight} if extra is not None else {})},
                  "equal_loudness_val": summary(held, None)})
     path = Path(cfg.out_dir) / f"{cfg.name}-best"
     save_checkpoint(path, model, info)

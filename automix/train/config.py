@@ -56,6 +56,10 @@ def _check_values(cfg: TrainConfig) -> None:
     check_integer("data.workers", d.workers, 0)
     for name in ("songs_root", "refs_root", "cache_dir", "train_split", "val_split"):
         check_text(f"data.{name}", getattr(d, name))
+    if not isinstance(d.refit_with_val, bool):
+        raise ConfigError(f"data.refit_with_val: expected true or false (got {d.refit_with_val!r})")
+    check_text("data.synthetic_root", d.synthetic_root, optional=True)
+    check_number("data.synthetic_weight", d.synthetic_weight, positive=True)
 
     w = cfg.loss
     check_integer("data.output_samples", d.output_samples, 1)
@@ -134,8 +138,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     """Check every field's type and range and the sections' consistency; returns ``cfg``
     (``data.method`` normalised to a string). Cheap: run it again after any override."""
     _check_values(cfg)
-    if cfg.data.refit_with_val is not False and cfg.model.kind not in BALANCE_MODEL_SIZES:
+    if cfg.data.refit_with_val and cfg.model.kind not in BALANCE_MODEL_SIZES:
         raise ConfigError("data.refit_with_val: only a forest refits on val")
+    if cfg.data.synthetic_root is not None and cfg.model.kind != "forest":
+        raise ConfigError("data.synthetic_root: only a forest adds the synthetic arranger balances")
     if cfg.model.kind in BALANCE_MODEL_SIZES:
         return _validate_balance(cfg)
     if cfg.model.kind in AUDIO_NETWORK_KINDS:
@@ -194,8 +200,8 @@ def _validate_balance(cfg: TrainConfig) -> TrainConfig:
         else:
             check_integer(f"model.sizes.{key}", value, 1)
     sizes = {"width": 128, "heads": 4, **cfg.model.sizes}
-    if not isinstance(cfg.data.refit_with_val, bool):
-        raise ConfigError(f"data.refit_with_val: expected true or false (got {cfg.data.refit_with_val!r})")
+    if cfg.data.synthetic_root is not None and kind != "forest":
+        raise ConfigError("data.synthetic_root: only a forest adds the synthetic arranger balances")
     if cfg.data.refit_with_val and kind != "forest":
         raise ConfigError("data.refit_with_val: only a forest refits on val (a balance-net picks its best step on val)")
     if kind == "balance-net" and sizes["width"] % sizes["heads"]:

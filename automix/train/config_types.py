@@ -47,7 +47,12 @@ class DataSection:
     """Use at most this many songs per split (quick experiments); None = all."""
     refit_with_val: bool = False
     """Forest on the real-balance corpus: fit the shipped model on train and val together and
-    report validation numbers from package-grouped cross-validation over both."""
+    report validation numbers from cross-validation over both, folds by package and composer."""
+    synthetic_root: str | None = None
+    """Forest on the real-balance corpus: also fit the MMA arranger balances of this synthetic
+    set's train and val splits (:mod:`automix.train.synthetic_balance`); None = real songs only."""
+    synthetic_weight: float = 0.2
+    """Sample weight of each synthetic track (a real track weighs 1)."""
     workers: int = 0
     output_samples: int = 8192
     """Transformation network (``method: strip``): output samples per example (its input is

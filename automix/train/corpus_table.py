@@ -1,0 +1,60 @@
+"""The real-balance corpus as a table: per-track descriptors and truths, song by song.
+
+Shared by the balance trainer (:mod:`automix.train.balance`) and the synthetic arranger
+balances (:mod:`automix.train.synthetic_balance`), which must not import each other in a circle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from automix.data.real import composer_groups
+from automix.mixers.balance_features import song_features
+
+
+@dataclass
+class CorpusTable:
+    """Per-track descriptors and truths of one split, song by song.
+
+    Attributes:
+        songs: song ids.
+        families: each song's source family.
+        tracks: per song ``(K, len(TRACK_FEATURES))`` descriptors.
+        levels: per song ``(K,)`` loudness in the author's mix relative to the mix (LU).
+        sources: each song's ``(package, author)`` (author ``""`` when unknown).
+    """
+
+    songs: list[str]
+    families: list[str]
+    tracks: list[np.ndarray]
+    levels: list[np.ndarray]
+    sources: list[tuple[str, str]]
+
+    def groups(self) -> list[str]:
+        """Each song's package-and-composer group (:func:`automix.data.real.composer_groups`):
+        songs of one package, or of packages that share a composer, share a group."""
+        return composer_groups(self.sources)
+
+    def centred_levels(self, k: int) -> np.ndarray:
+        return self.levels[k] - self.levels[k].mean()
+
+    def subset(self, indices: Sequence[int]) -> CorpusTable:
+        """These songs only, in this order."""
+        return CorpusTable(*([getattr(self, name)[i] for i in indices] for name in _COLUMNS))
+
+    def song_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, y)``: every track's :data:`SONG_FEATURES` and centred level, songs stacked."""
+        xs = [song_features(t) for t in self.tracks]
+        ys = [self.centred_levels(k) for k in range(len(self.songs))]
+        return np.concatenate(xs), np.concatenate(ys)
+
+
+_COLUMNS = ("songs", "families", "tracks", "levels", "sources")
+
+
+def join_tables(*tables: CorpusTable) -> CorpusTable:
+    """Several splits' tables as one, songs in order."""
+    return CorpusTable(*([row for t in tables for row in getattr(t, name)] for name in _COLUMNS))
