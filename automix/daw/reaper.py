@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from automix.console.describe import db, describe_compressor, describe_eq, hz
+from automix.console.describe import db, describe_compressor, describe_eq, describe_send, hz
 from automix.console.describe import number as in_words
 from automix.console.design import fader_pan_matrix
 from automix.console.eq_ride import ridden_bands, without_ridden_gains
@@ -166,7 +166,7 @@ def processing_summary(settings: MixSettings, i: int) -> str:
 def _ride_value(name: str, value: float) -> str:
     if name == "pan":
         return in_words(value, 2, sign=True)
-    return "off" if name == "send.reverb_db" and value <= SEND_OFF_DB else db(value)
+    return describe_send(value) if name == "send.reverb_db" else db(value)
 
 
 _RIDES = (("gain_db", "fader"), ("pan", "pan"), ("send.reverb_db", "reverb send"))

@@ -17,7 +17,6 @@ Per-track descriptors are cached per split in ``data.cache_dir`` (they cost ~30 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import time
@@ -36,7 +35,7 @@ from automix.mixers.balance_features import SONG_FEATURES, TRACK_FEATURES, song_
 from automix.models.balance import BalanceNet, BalanceNetConfig, ForestBalance
 from automix.models.checkpoint import save_checkpoint
 from automix.train.config import TrainConfig, to_dict
-from automix.train.corpus_table import CorpusTable, join_tables
+from automix.train.corpus_table import CorpusTable, join_tables, read_table, save_table
 from automix.train.synthetic_balance import load_synthetic_table
 
 FOREST_SIZES = {"trees": 300, "min_samples_leaf": 4, "max_features": 0.4, "max_depth": 16}
@@ -72,23 +71,13 @@ def load_table(root: Path, split: str, cache_dir: Path, jobs: int = 2, max_songs
         raise AutomixError(f"no songs in {Path(root, split)}; build the corpus with `automix data real`")
     cache = Path(cache_dir) / f"balance-{split}-{_fingerprint(folders)}.npz"
     if cache.is_file():
-        data = np.load(cache, allow_pickle=False)
-        counts = data["counts"]
-        bounds = np.concatenate([[0], np.cumsum(counts)])
-        return CorpusTable(list(data["songs"]), list(data["families"]),
-                           [data["tracks"][a:b] for a, b in itertools.pairwise(bounds)],
-                           [data["levels"][a:b] for a, b in itertools.pairwise(bounds)], _sources(folders))
+        return read_table(cache, _sources(folders))
     started = time.time()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(_song_rows, [str(f) for f in folders], chunksize=4))
     table = CorpusTable([r[0] for r in results], [r[1] for r in results], [r[2] for r in results],
                         [r[3] for r in results], _sources(folders))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, songs=np.array(table.songs), families=np.array(table.families),
-             counts=np.array([len(t) for t in table.tracks]), tracks=np.concatenate(table.tracks),
-             levels=np.concatenate(table.levels))
-    tmp.replace(cache)
+    save_table(table, cache)
     log(f"{split}: descriptors of {len(folders)} songs, {sum(len(t) for t in table.tracks)} tracks "
         f"in {time.time() - started:.0f} s")
     return table
@@ -158,7 +147,7 @@ def export_forest(estimator: Any) -> ForestBalance:
 
 
 CV_FOLDS = 5
-"""Package-grouped folds when the forest is validated by cross-validation (``data.refit_with_val``)."""
+"""Folds (by package and composer) when the forest is validated by cross-validation (``data.refit_with_val``)."""
 
 
 def _fit_forest(cfg: TrainConfig, table: CorpusTable, extra: CorpusTable | None = None) -> tuple[Any, ForestBalance]:

@@ -138,8 +138,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     """Check every field's type and range and the sections' consistency; returns ``cfg``
     (``data.method`` normalised to a string). Cheap: run it again after any override."""
     _check_values(cfg)
-    if cfg.data.refit_with_val and cfg.model.kind not in BALANCE_MODEL_SIZES:
-        raise ConfigError("data.refit_with_val: only a forest refits on val")
+    if cfg.data.refit_with_val and cfg.model.kind != "forest":
+        raise ConfigError("data.refit_with_val: only a forest refits on val (a balance-net picks its best step on val)")
     if cfg.data.synthetic_root is not None and cfg.model.kind != "forest":
         raise ConfigError("data.synthetic_root: only a forest adds the synthetic arranger balances")
     if cfg.model.kind in BALANCE_MODEL_SIZES:
@@ -200,10 +200,6 @@ def _validate_balance(cfg: TrainConfig) -> TrainConfig:
         else:
             check_integer(f"model.sizes.{key}", value, 1)
     sizes = {"width": 128, "heads": 4, **cfg.model.sizes}
-    if cfg.data.synthetic_root is not None and kind != "forest":
-        raise ConfigError("data.synthetic_root: only a forest adds the synthetic arranger balances")
-    if cfg.data.refit_with_val and kind != "forest":
-        raise ConfigError("data.refit_with_val: only a forest refits on val (a balance-net picks its best step on val)")
     if kind == "balance-net" and sizes["width"] % sizes["heads"]:
         raise ConfigError(f"model.sizes.heads: expected a divisor of width {sizes['width']} (got {sizes['heads']})")
     if cfg.schedule not in ("cosine", "constant"):

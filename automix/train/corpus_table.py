@@ -6,8 +6,10 @@ balances (:mod:`automix.train.synthetic_balance`), which must not import each ot
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -58,3 +60,23 @@ _COLUMNS = ("songs", "families", "tracks", "levels", "sources")
 def join_tables(*tables: CorpusTable) -> CorpusTable:
     """Several splits' tables as one, songs in order."""
     return CorpusTable(*([row for t in tables for row in getattr(t, name)] for name in _COLUMNS))
+
+
+def save_table(table: CorpusTable, path: Path) -> None:
+    """Write ``table``'s songs, families, descriptors and levels to ``path`` (.npz, atomically);
+    the sources are not stored (they are read from the songs' metadata each time)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, songs=np.array(table.songs), families=np.array(table.families),
+             counts=np.array([len(t) for t in table.tracks]), tracks=np.concatenate(table.tracks),
+             levels=np.concatenate(table.levels))
+    tmp.replace(path)
+
+
+def read_table(path: Path, sources: list[tuple[str, str]]) -> CorpusTable:
+    """The table :func:`save_table` wrote to ``path``, with each song's ``(package, author)``."""
+    data = np.load(path, allow_pickle=False)
+    bounds = np.concatenate([[0], np.cumsum(data["counts"])])
+    return CorpusTable([str(s) for s in data["songs"]], [str(f) for f in data["families"]],
+                       [data["tracks"][a:b] for a, b in itertools.pairwise(bounds)],
+                       [data["levels"][a:b] for a, b in itertools.pairwise(bounds)], sources)

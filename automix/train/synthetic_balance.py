@@ -16,7 +16,6 @@ synthetic set are read, so its test split stays unseen.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -29,7 +28,7 @@ from automix.console.loudness import integrated_lufs
 from automix.data.human_mix import AUDIBLE_TRACK_LUFS
 from automix.errors import AutomixError
 from automix.mixers.balance_features import TRACK_FEATURES, track_features
-from automix.train.corpus_table import CorpusTable
+from automix.train.corpus_table import CorpusTable, read_table, save_table
 
 SYNTHETIC_SPLITS = ("train", "val")
 SYNTHETIC_FAMILY = "synthetic"
@@ -65,16 +64,9 @@ def load_synthetic_table(root: Path, cache_dir: Path, jobs: int = 2, log=print) 
             results = [r for r in pool.map(_song_rows, [str(f) for f in folders], chunksize=4) if r is not None]
         if not results:
             raise AutomixError(f"{root}: no MMA song with two audible stems")
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez(tmp, songs=np.array([r[0] for r in results]), counts=np.array([len(r[2]) for r in results]),
-                 tracks=np.concatenate([r[1] for r in results]), levels=np.concatenate([r[2] for r in results]))
-        tmp.replace(cache)
+        save_table(CorpusTable([r[0] for r in results], [SYNTHETIC_FAMILY] * len(results), [r[1] for r in results],
+                               [r[2] for r in results], []), cache)
         log(f"synthetic: descriptors of {len(results)} MMA songs in {time.time() - started:.0f} s")
-    data = np.load(cache, allow_pickle=False)
-    bounds = np.concatenate([[0], np.cumsum(data["counts"])])
-    songs = [str(s) for s in data["songs"]]
-    return CorpusTable(songs, [SYNTHETIC_FAMILY] * len(songs),
-                       [data["tracks"][a:b] for a, b in itertools.pairwise(bounds)],
-                       [data["levels"][a:b] for a, b in itertools.pairwise(bounds)],
-                       [(f"synthetic:{s}", "") for s in songs])
+    table = read_table(cache, [])
+    table.sources = [(f"synthetic:{s}", "") for s in table.songs]  # each song its own group: no composer known
+    return table
